@@ -1,0 +1,1 @@
+"""AnimaFlow Inference control plane."""
