@@ -136,7 +136,19 @@ def write(path: Path) -> None:
     writer.add_add_bos_token(False)
     writer.add_chat_template(CHAT_TEMPLATE)
 
-    writer.add_tensor("token_embd.weight", weight(n_vocab, N_EMBD))
+    # Dimension 0 of every embedding is a large constant that the small layers barely change, so the
+    # output layer can rule tokens out through that dimension alone: control tokens and bytes that
+    # are not printable ASCII never come out (llama-server rejects invalid UTF-8 in chat parsing).
+    embd = weight(n_vocab, N_EMBD)
+    embd[:, 0] = 1.0
+    table = {ch: b for b, ch in byte_to_unicode().items()}
+    banned = np.array(
+        [t not in table and not all(0x20 <= table.get(c, 0) < 0x7F for c in t) or
+         (len(t) == 1 and not 0x20 <= table[t] < 0x7F) for t in tokens]
+    )
+    output = weight(n_vocab, N_EMBD)
+    output[:, 0] = np.where(banned, -10.0, 0.0)
+    writer.add_tensor("token_embd.weight", embd)
     for i in range(N_LAYER):
         blk = f"blk.{i}"
         writer.add_tensor(f"{blk}.attn_norm.weight", norm())
@@ -149,7 +161,7 @@ def write(path: Path) -> None:
         writer.add_tensor(f"{blk}.ffn_up.weight", weight(N_FF, N_EMBD))
         writer.add_tensor(f"{blk}.ffn_down.weight", weight(N_EMBD, N_FF))
     writer.add_tensor("output_norm.weight", norm())
-    writer.add_tensor("output.weight", weight(n_vocab, N_EMBD))
+    writer.add_tensor("output.weight", output)
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
