@@ -11,6 +11,7 @@ client's own work does not delay the timestamps of the chunks behind it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import time
@@ -123,10 +124,8 @@ class ConnectionPool:
         for conn in idle:
             conn.close()
         for conn in idle:
-            try:
+            with contextlib.suppress(OSError):  # the peer already went away: nothing to release
                 await conn.writer.wait_closed()
-            except OSError:
-                pass  # the peer already went away; nothing left to release
 
 
 def build_request(endpoint: Endpoint, body: bytes, api_key: str | None) -> bytes:
@@ -301,7 +300,7 @@ async def send_request(
         # Opening a connection is outside the clock: with keep-alive only a worker's first
         # request opens one, and its handshake is not the server's latency.
         conn = await asyncio.wait_for(pool.acquire(), timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         record.error, record.error_detail = "timeout", f"no connection within {timeout_s} s"
         return record
     except OSError as error:
@@ -309,7 +308,7 @@ async def send_request(
         return record
     try:
         await asyncio.wait_for(_stream(conn, request, record, events), timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         conn.reusable = False
         record.error, record.error_detail = "timeout", f"not finished within {timeout_s} s"
     except ProtocolError as error:

@@ -8,6 +8,7 @@ Formulas are the ones in METRIC_DEFINITIONS (llm_bench_schema) and nowhere else.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import Any
 
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_client import RequestRecord
@@ -45,7 +46,7 @@ def request_metrics(record: RequestRecord) -> dict[str, Any]:
         "ttft_ms": ttft,
         "e2el_ms": e2el,
         "tpot_ms": (e2el - ttft) / (tokens - 1) if tokens > 1 else None,
-        "itl_ms": [(b - a) * 1000.0 for a, b in zip(record.content_times, record.content_times[1:])],
+        "itl_ms": [(b - a) * 1000.0 for a, b in pairwise(record.content_times)],
     }
 
 

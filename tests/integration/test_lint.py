@@ -27,6 +27,10 @@ def test_module_docs_render() -> None:
     assert modules, "no modules found"
     for name in modules:
         proc = subprocess.run(
-            ["ansible-doc", f"animaflow.inference.{name}"], cwd=ROOT, capture_output=True, text=True, check=False
+            ["ansible-doc", f"animaflow.inference.{name}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert proc.returncode == 0 and "EXAMPLES" in proc.stdout, f"ansible-doc {name}: {proc.stderr}"

@@ -1,0 +1,270 @@
+#!/usr/bin/python
+# Copyright: AnimaFlow Inference contributors
+# Apache-2.0 (see galaxy.yml)
+"""Thin AnsibleModule wrapper around the benchmark core in module_utils/llm_bench."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench import (
+    DEFAULTS,
+    BenchConfig,
+    run_benchmark,
+)
+
+DOCUMENTATION = r"""
+---
+module: llm_benchmark
+short_description: Benchmark an OpenAI-compatible LLM server from the node it runs on
+version_added: "0.1.0"
+description:
+  - Streams C(POST /v1/chat/completions) requests (C(stream=true),
+    C(stream_options.include_usage=true)) at fixed concurrency levels, closed loop, over one
+    keep-alive HTTP/1.1 client written with the Python standard library only.
+  - Reports per level TTFR, TTFT, TPOT, ITL and E2EL (mean, median, p90, p95, p99, max), request and
+    output token throughput, and failed requests by kind (C(http_<status>), C(timeout),
+    C(connection), C(protocol)); failures are counted, never dropped.
+  - Output tokens come from the server's C(usage); when a server sends none the content chunks are
+    counted instead and RV(results.token_source) says so.
+  - Finds the goodput (the highest concurrency meeting the p95 SLOs with no failures), measures the
+    node's memory bandwidth with a timed memory copy and compares single-stream decode speed with
+    the bound that bandwidth sets.
+  - Every prompt starts with a prefix unique to the run and the request, so prefix caches cannot
+    flatter the numbers.
+  - In check mode nothing is sent.
+author:
+  - AnimaFlow Inference contributors
+requirements:
+  - Python 3.11 or newer on the node (Debian 12 and later); no other packages.
+options:
+  base_url:
+    description: The server's root URL; a trailing C(/v1) is accepted.
+    type: str
+    required: true
+  model:
+    description: The model name the server serves (the request's C(model) field).
+    type: str
+    required: true
+  api_key:
+    description: Sent as an C(Authorization) header (C(Bearer <api_key>)) when given.
+    type: str
+  concurrency:
+    description: Concurrency levels to run, in this order.
+    type: list
+    elements: int
+    default: [1, 2, 4, 8]
+  requests_per_level:
+    description: Requests sent at each level.
+    type: int
+    default: 8
+  input_tokens:
+    description: Approximate prompt length in tokens (one filler word per token).
+    type: int
+    default: 128
+  output_tokens:
+    description: C(max_tokens) of every request.
+    type: int
+    default: 64
+  warmup_requests:
+    description: Requests sent one at a time before the first level and left out of the results.
+    type: int
+    default: 2
+  ignore_eos:
+    description: Send C(ignore_eos=true) so every request generates exactly O(output_tokens).
+    type: bool
+    default: true
+  slo_ttft_ms:
+    description: p95 TTFT a level must stay under to count for goodput.
+    type: float
+    default: 1000.0
+  slo_tpot_ms:
+    description: p95 TPOT a level must stay under to count for goodput.
+    type: float
+    default: 100.0
+  timeout_s:
+    description: Seconds one request may take, from sending to its last byte.
+    type: float
+    default: 120.0
+  seed:
+    description: Seed for the prompts' filler words.
+    type: int
+    default: 0
+  output_path:
+    description: Write the results JSON to this path on the node.
+    type: path
+  backend:
+    description: Backend name recorded in RV(results.target.backend).
+    type: str
+  backend_version:
+    description: Backend version recorded in RV(results.target.version).
+    type: str
+  model_bytes:
+    description: Size of the model's weights in bytes; needed for RV(results.decode_bound).
+    type: int
+  memory_bandwidth_gbps:
+    description:
+      - Memory bandwidth to use for the decode bound instead of measuring the host's, for example
+        a GPU's datasheet figure when the model runs in GPU memory.
+    type: float
+  gpu:
+    description: The node's C(animaflow_gpu) facts, copied into RV(results.host.gpu).
+    type: dict
+  cpu:
+    description: The node's C(animaflow_cpu) facts, copied into RV(results.host.cpu).
+    type: dict
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+notes:
+  - The memory bandwidth is the best of five single-threaded copies of a 256 MiB buffer (read plus
+    write bytes over time); it briefly uses 512 MiB of RAM and is a lower bound for the host.
+  - Connections are opened before each level's clock starts and reused across requests and levels.
+"""
+
+EXAMPLES = r"""
+- name: Benchmark the llama.cpp server on this node
+  animaflow.inference.llm_benchmark:
+    base_url: "http://{{ animaflow_bind_address }}:{{ animaflow_serve_port }}"
+    model: "{{ animaflow_model }}"
+    api_key: "{{ animaflow_api_key }}"
+    backend: llamacpp
+    gpu: "{{ ansible_facts.animaflow_gpu }}"
+    cpu: "{{ ansible_facts.animaflow_cpu }}"
+    model_bytes: 4920734176
+    output_path: /var/lib/animaflow/benchmarks/llamacpp.json
+  register: bench
+
+- name: A heavier sweep with a tighter latency target
+  animaflow.inference.llm_benchmark:
+    base_url: http://127.0.0.1:8000/v1
+    model: qwen2.5-7b-instruct
+    concurrency: [1, 4, 16, 64]
+    requests_per_level: 64
+    input_tokens: 512
+    output_tokens: 128
+    slo_ttft_ms: 500
+    slo_tpot_ms: 50
+
+- name: Show the goodput
+  ansible.builtin.debug:
+    msg: "goodput {{ bench.results.goodput.concurrency }} concurrent requests"
+"""
+
+RETURN = r"""
+results:
+  description: Results schema version 1; C(metric_definitions) holds the formula of every number.
+  returned: success, not in check mode
+  type: dict
+  contains:
+    schema_version:
+      description: Version of this layout.
+      type: int
+      sample: 1
+    target:
+      description: base_url, backend, version and model.
+      type: dict
+    host:
+      description: gpu and cpu facts, memory_bandwidth_gbps, memory_bandwidth_method, model_bytes.
+      type: dict
+    workload:
+      description: The options the run used, the prompt method and how many connections it opened.
+      type: dict
+    levels:
+      description:
+        - One entry per concurrency level, with concurrency, requests, completed, failed,
+          errors (kind to count), error_examples, duration_s, request_per_s, total_output_tokens,
+          output_tokens_per_s, token_source, decode_tokens_per_s_median.
+        - ttfr_ms, ttft_ms, tpot_ms, itl_ms and e2el_ms, each with count, mean, median, p90, p95, p99
+          and max.
+      type: list
+      elements: dict
+    token_source:
+      description: C(usage) when every count came from the server, C(chunks) or C(mixed) otherwise.
+      type: str
+      sample: usage
+    token_source_note:
+      description: What the token source means for the numbers.
+      type: str
+    goodput:
+      description: >-
+        concurrency (highest level meeting both p95 SLOs with no failures, null if none did),
+        request_per_s and output_tokens_per_s at that level, the SLOs, next_level_tested and
+        levels_meeting_slo.
+      type: dict
+    decode_bound:
+      description: tokens_per_s_upper (bandwidth / model_bytes), single_stream_decode_tokens_per_s and
+        achieved_fraction; nulls without model_bytes.
+      type: dict
+    metric_definitions:
+      description: Formula of each metric.
+      type: dict
+    started_at:
+      description: UTC time the run started (ISO 8601).
+      type: str
+    finished_at:
+      description: UTC time the run finished (ISO 8601).
+      type: str
+"""
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    "base_url": {"type": "str", "required": True},
+    "model": {"type": "str", "required": True},
+    "api_key": {"type": "str", "no_log": True},
+    "concurrency": {"type": "list", "elements": "int", "default": DEFAULTS["concurrency"]},
+    "requests_per_level": {"type": "int", "default": DEFAULTS["requests_per_level"]},
+    "input_tokens": {"type": "int", "default": DEFAULTS["input_tokens"]},
+    "output_tokens": {"type": "int", "default": DEFAULTS["output_tokens"]},
+    "warmup_requests": {"type": "int", "default": DEFAULTS["warmup_requests"]},
+    "ignore_eos": {"type": "bool", "default": DEFAULTS["ignore_eos"]},
+    "slo_ttft_ms": {"type": "float", "default": DEFAULTS["slo_ttft_ms"]},
+    "slo_tpot_ms": {"type": "float", "default": DEFAULTS["slo_tpot_ms"]},
+    "timeout_s": {"type": "float", "default": DEFAULTS["timeout_s"]},
+    "seed": {"type": "int", "default": DEFAULTS["seed"]},
+    "output_path": {"type": "path"},
+    "backend": {"type": "str"},
+    "backend_version": {"type": "str"},
+    "model_bytes": {"type": "int"},
+    "memory_bandwidth_gbps": {"type": "float"},
+    "gpu": {"type": "dict"},
+    "cpu": {"type": "dict"},
+}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    if module.check_mode:
+        module.exit_json(changed=False, skipped=True, msg="check mode: no requests sent")
+    config = BenchConfig(**{name: params[name] for name in ARGUMENT_SPEC if name != "output_path"})
+    try:
+        config.validate()
+    except ValueError as error:
+        module.fail_json(msg=str(error))
+    results = asyncio.run(run_benchmark(config))
+    for level in results["levels"]:
+        if level["failed"]:
+            kinds = ", ".join(f"{kind}={count}" for kind, count in level["errors"].items())
+            module.warn(
+                f"concurrency {level['concurrency']}: {level['failed']} of {level['requests']} requests failed ({kinds})"
+            )
+    changed = False
+    if params["output_path"]:
+        directory = os.path.dirname(params["output_path"])
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        with open(params["output_path"], "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=2)
+        changed = True
+    module.exit_json(changed=changed, results=results)
+
+
+if __name__ == "__main__":
+    main()

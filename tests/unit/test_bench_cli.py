@@ -1,0 +1,64 @@
+"""animaflow-bench, run as a command against the scheduled SSE stand-in."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+pytest_plugins = ["conftest_bench"]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def bench_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    # As the console script runs it; PYTHONPATH stands in for the venv's editable install and .pth.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "control"), str(REPO / ".collections")])}
+    return subprocess.run(
+        [sys.executable, "-m", "animaflow_control.bench_cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_prints_a_table_and_writes_the_results(sse_server, tmp_path: Path) -> None:
+    url = sse_server("--ttfr-ms", "5", "--ttft-ms", "20", "--interval-ms", "10", "--tokens-per-chunk", "2")
+    gpu_facts = tmp_path / "gpu.json"
+    gpu_facts.write_text(json.dumps({"accelerator": "cpu", "vendor": "none"}))
+    output = tmp_path / "runs" / "bench.json"
+    done = bench_cli(
+        "--base-url", url, "--model", "m", "--concurrency", "1,2", "--requests-per-level", "3",
+        "--output-tokens", "9", "--warmup-requests", "1", "--no-ignore-eos", "--memory-bandwidth-gbps", "40",
+        "--model-bytes", "4000000000", "--backend", "llamacpp", "--gpu-facts", str(gpu_facts),
+        "--output", str(output),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["conc", "ok", "fail"]
+    assert lines[1].split()[:3] == ["1", "3", "0"] and lines[2].split()[:3] == ["2", "3", "0"]
+    assert "goodput: 2 concurrent requests" in done.stdout
+    assert "decode bound: 10.0 tokens/s" in done.stdout
+    results = json.loads(output.read_text())
+    assert results["workload"]["ignore_eos"] is False and results["workload"]["concurrency"] == [1, 2]
+    assert results["host"]["gpu"] == {"accelerator": "cpu", "vendor": "none"}
+    assert results["target"]["backend"] == "llamacpp"
+    # TTFT = 20 ms by schedule; the table shows medians in ms.
+    assert abs(float(lines[1].split()[6]) - 20.0) <= 2.0
+
+
+def test_nothing_completed_exits_1_and_shows_the_errors(sse_server) -> None:
+    url = sse_server("--error-every", "1")
+    done = bench_cli("--base-url", url, "--model", "m", "--concurrency", "1", "--requests-per-level", "2",
+                     "--warmup-requests", "0", "--memory-bandwidth-gbps", "40")  # fmt: skip
+    assert done.returncode == 1
+    assert "http_500=2" in done.stdout
+
+
+def test_bad_options_exit_2() -> None:
+    assert bench_cli("--base-url", "http://127.0.0.1:1", "--model", "m", "--concurrency", "0").returncode == 2
+    assert bench_cli("--base-url", "http://x", "--model", "m", "--concurrency", "a,b").returncode == 2

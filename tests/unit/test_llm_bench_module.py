@@ -1,0 +1,85 @@
+"""llm_benchmark as Ansible runs it: documented options match the spec, check mode sends nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ansible_collections.animaflow.inference.plugins.modules import llm_benchmark
+
+pytest_plugins = ["conftest_bench"]
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE = "ansible_collections.animaflow.inference.plugins.modules.llm_benchmark"
+
+
+def run_module(tmp_path: Path, args: dict[str, Any], check_mode: bool = False) -> dict[str, Any]:
+    args_file = tmp_path / "args.json"
+    module_args = {**args, "_ansible_check_mode": check_mode}
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / ".collections"), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-m", MODULE, str(args_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return json.loads(done.stdout)
+
+
+def test_documented_options_and_defaults_match_the_argument_spec() -> None:
+    documented = yaml.safe_load(llm_benchmark.DOCUMENTATION)["options"]
+    assert set(documented) == set(llm_benchmark.ARGUMENT_SPEC)
+    for name, spec in llm_benchmark.ARGUMENT_SPEC.items():
+        assert documented[name].get("default") == spec.get("default"), name
+        assert documented[name]["type"] == spec["type"], name
+        assert documented[name].get("required", False) == spec.get("required", False), name
+
+
+def test_check_mode_sends_nothing(tmp_path: Path, sse_server) -> None:
+    url = sse_server()
+    result = run_module(tmp_path, {"base_url": url, "model": "m"}, check_mode=True)
+    assert result["changed"] is False and result["skipped"] is True
+    assert "results" not in result
+    with urllib.request.urlopen(url + "/_seen", timeout=5) as response:
+        assert json.load(response)["requests"] == []
+
+
+def test_runs_and_writes_the_results_on_the_node(tmp_path: Path, sse_server) -> None:
+    url = sse_server("--ttfr-ms", "1", "--ttft-ms", "2", "--interval-ms", "1", "--error-every", "4")
+    output = tmp_path / "out" / "bench.json"
+    args = {
+        "base_url": url,
+        "model": "m",
+        "api_key": "secret-key",
+        "concurrency": [1, 2],
+        "requests_per_level": 4,
+        "output_tokens": 8,
+        "warmup_requests": 0,
+        "memory_bandwidth_gbps": 20.0,
+        "backend": "llamacpp",
+        "gpu": {"accelerator": "cpu"},
+        "output_path": str(output),
+    }
+    result = run_module(tmp_path, args)
+    assert result["changed"] is True
+    assert json.loads(output.read_text()) == result["results"]
+    assert [level["failed"] for level in result["results"]["levels"]] == [1, 1]
+    # ansible-core 2.19 returns warnings as structured events; the text is inside.
+    assert "concurrency 2: 1 of 4 requests failed (http_500=1)" in json.dumps(result["warnings"])
+    assert result["results"]["host"]["gpu"] == {"accelerator": "cpu"}
+    assert "secret-key" not in output.read_text()
+
+
+def test_bad_options_fail_cleanly(tmp_path: Path) -> None:
+    result = run_module(tmp_path, {"base_url": "ftp://x", "model": "m"})
+    assert result["failed"] is True and "base_url" in result["msg"]
