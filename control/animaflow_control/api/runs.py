@@ -1,0 +1,149 @@
+"""Runs: start one, list them, follow one live (SSE), cancel one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, status
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from animaflow_control.api.deps import Operator, ServicesDep, Viewer
+from animaflow_control.schemas.common import RunState
+from animaflow_control.schemas.runs import (
+    CancelResult,
+    HostProgress,
+    Progress,
+    Run,
+    RunCreated,
+    RunDetail,
+    RunList,
+    RunRequest,
+)
+from animaflow_control.services.container import Services
+from animaflow_control.services.inventory import InventoryError
+from animaflow_control.services.locks import NodeBusy
+from animaflow_control.services.runner import PlaybookMissing, UnknownTargets
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+
+RunId = Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")]
+EVENT_BATCH = 500
+KEEPALIVE_S = 15.0
+
+
+def load_run(services: Services, run_id: str) -> dict:
+    run = services.store.get_run(run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id}")
+    return run
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunCreated,
+    responses={409: {"description": "A node is busy; names the run holding it"}},
+)
+def create_run(body: RunRequest, services: ServicesDep, principal: Operator) -> RunCreated:
+    try:
+        run = services.runs.start(body, created_by=principal.name)
+    except UnknownTargets as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+    except NodeBusy as error:
+        holders = sorted(set(error.holders.values()))
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            {"message": str(error), "run": holders[0], "holders": error.holders},
+        ) from error
+    except (InventoryError, PlaybookMissing) as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
+    return RunCreated(id=run["id"], state=run["state"])
+
+
+@router.get("", response_model=RunList)
+def list_runs(
+    services: ServicesDep,
+    _: Viewer,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RunList:
+    return RunList(runs=[Run(**run) for run in services.store.list_runs(limit, offset)])
+
+
+@router.get("/{run_id}", response_model=RunDetail)
+def get_run(run_id: RunId, services: ServicesDep, _: Viewer) -> RunDetail:
+    run = load_run(services, run_id)
+    started, per_host = services.store.progress(run_id)
+    progress = Progress(
+        tasks_started=started,
+        tasks_expected=services.store.last_successful_task_count(run["action"], run["backend"]),
+        hosts={host: HostProgress(**per_host.get(host, {})) for host in run["hosts"]},
+    )
+    return RunDetail(**run, progress=progress)
+
+
+@router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=CancelResult)
+def cancel_run(run_id: RunId, services: ServicesDep, _: Operator) -> CancelResult:
+    run = load_run(services, run_id)
+    if RunState(run["state"]).finished or not services.runs.cancel(run_id):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run['state']}, nothing to cancel")
+    return CancelResult(id=run_id, cancel_requested=True)
+
+
+def sse(event: str, data: object, event_id: int | None = None) -> str:
+    prefix = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{prefix}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def event_stream(services: Services, run_id: str, after: int) -> AsyncIterator[str]:
+    flag = services.bus.subscribe(run_id)
+    last_state = None
+    try:
+        while True:
+            flag.clear()
+            # State first, then events: a run marked finished has stored all its events, so once a
+            # finished state is seen, the events read after it are the last ones.
+            run = await run_in_threadpool(services.store.get_run, run_id)
+            events = await run_in_threadpool(services.store.events_after, run_id, after, EVENT_BATCH)
+            for event in events:
+                after = event["seq"]
+                yield sse("ansible", event, after)
+            if len(events) == EVENT_BATCH:
+                continue
+            if run and run["state"] != last_state:
+                last_state = run["state"]
+                yield sse("state", {"state": last_state, "rc": run["rc"], "error": run["error"]})
+            if run is None or RunState(run["state"]).finished:
+                yield sse("end", {"state": last_state})
+                return
+            try:
+                await asyncio.wait_for(flag.wait(), KEEPALIVE_S)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+    finally:
+        services.bus.unsubscribe(run_id, flag)
+
+
+@router.get(
+    "/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+)
+def stream_events(
+    run_id: RunId,
+    services: ServicesDep,
+    _: Viewer,
+    after: Annotated[int, Query(ge=0, description="Resume after this event sequence number")] = 0,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+) -> StreamingResponse:
+    load_run(services, run_id)
+    start = max(after, last_event_id or 0)
+    return StreamingResponse(
+        event_stream(services, run_id, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,47 @@
+"""Nodes of the farm with what the playbooks last reported about them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class BackendState(BaseModel):
+    installed_versions: list[str] = []
+    active_version: str | None = None
+    running: bool | None = None
+    healthy: bool | None = None
+    endpoint: str | None = None
+    model: str | None = None
+
+
+class NodeStatus(BaseModel):
+    backends: dict[str, BackendState] = {}
+    active_backend: str | None = None
+    collected_at: str | None = None
+
+
+class NodeFacts(BaseModel):
+    summary: str | None = None
+    gpu: dict[str, Any] | None = None
+    cpu: dict[str, Any] | None = None
+    os: str | None = None
+    collected_at: str | None = None
+
+
+class Node(BaseModel):
+    name: str
+    groups: list[str]
+    busy_run: str | None = Field(description="The run holding this node, if any")
+    facts: NodeFacts | None
+    status: NodeStatus | None
+    runnable_backends: list[str] = Field(
+        description="Backends the catalogue allows on this node's accelerator"
+    )
+
+
+class NodeList(BaseModel):
+    nodes: list[Node]
+    groups: dict[str, list[str]]
+    backends: dict[str, str] = Field(description="Backend name -> title, from meta/backends.yml")

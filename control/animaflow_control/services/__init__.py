@@ -1,0 +1,1 @@
+"""Services behind the routes: runner, store, auth, inventory, locks."""

@@ -1,0 +1,168 @@
+"""Dashboard pages: rendered on the server from the same services as the API; a little JS makes them live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from animaflow_control.api.deps import SESSION_COOKIE, ServicesDep
+from animaflow_control.api.nodes import farm_nodes
+from animaflow_control.catalogue import backends
+from animaflow_control.schemas.common import Action, Role
+from animaflow_control.schemas.nodes import Node
+from animaflow_control.services.auth import Principal
+from animaflow_control.services.inventory import InventoryError
+from animaflow_control.services.recommendation import recommend_for_farm
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+# Pages load scripts and styles from this origin only; the vendored libraries included.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+NODE_ACTIONS = (Action.facts, Action.status)
+BACKEND_ACTIONS = (
+    Action.install,
+    Action.start,
+    Action.stop,
+    Action.upgrade,
+    Action.benchmark,
+    Action.switch,
+    Action.uninstall,
+)
+
+
+def cell_actions(node: Node, backend: str) -> tuple[Action, ...]:
+    """The buttons that make sense for this backend's last known state on this node."""
+    state = node.status.backends.get(backend) if node.status else None
+    if node.status is None:
+        return BACKEND_ACTIONS  # never checked: offer everything rather than guess
+    if state is None or not state.installed_versions:
+        return (Action.install,)
+    if state.running:
+        return (Action.stop, Action.upgrade, Action.benchmark, Action.uninstall)
+    return (Action.start, Action.switch, Action.upgrade, Action.uninstall)
+
+
+def session_principal(request: Request, services: ServicesDep) -> Principal | None:
+    session_id = request.cookies.get(SESSION_COOKIE)
+    return services.auth.from_session(session_id) if session_id else None
+
+
+SessionPrincipal = Annotated[Principal | None, Depends(session_principal)]
+
+
+def render(request: Request, template: str, principal: Principal, page: str, **context: Any) -> HTMLResponse:
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "principal": principal,
+            "page": page,
+            "can_operate": principal.can(Role.operator),
+            "is_admin": principal.can(Role.admin),
+            **context,
+        },
+    )
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def sign_in_first() -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login(request: Request) -> Response:
+    response = templates.TemplateResponse(request, "login.html", {"page": "login"})
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def farm(request: Request, services: ServicesDep, principal: SessionPrincipal) -> Response:
+    if principal is None:
+        return sign_in_first()
+    try:
+        node_list, error = farm_nodes(services), None
+    except HTTPException as problem:
+        node_list, error = None, problem.detail
+    return render(
+        request,
+        "farm.html",
+        principal,
+        "farm",
+        nodes=node_list,
+        error=error,
+        backends=backends(),
+        node_actions=NODE_ACTIONS,
+        cell_actions=cell_actions,
+    )
+
+
+@router.get("/runs", response_class=HTMLResponse)
+def run_history(request: Request, services: ServicesDep, principal: SessionPrincipal) -> Response:
+    if principal is None:
+        return sign_in_first()
+    return render(request, "runs.html", principal, "runs", runs=services.store.list_runs(200))
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(
+    request: Request,
+    services: ServicesDep,
+    principal: SessionPrincipal,
+    run_id: Annotated[str, PathParam(pattern=r"^[0-9a-f]{12}$")],
+) -> Response:
+    if principal is None:
+        return sign_in_first()
+    run = services.store.get_run(run_id)
+    if run is None:
+        raise HTTPException(404, f"no run {run_id}")
+    return render(request, "run.html", principal, "runs", run=run)
+
+
+@router.get("/benchmarks", response_class=HTMLResponse)
+def benchmark_page(request: Request, services: ServicesDep, principal: SessionPrincipal) -> Response:
+    if principal is None:
+        return sign_in_first()
+    results, skipped = services.reports.benchmarks()
+    try:
+        recommendation, inventory_error = (
+            recommend_for_farm(services.inventory.read(), services.reports),
+            None,
+        )
+    except InventoryError as error:
+        recommendation, inventory_error = None, str(error)
+    return render(
+        request,
+        "benchmarks.html",
+        principal,
+        "benchmarks",
+        results=results,
+        skipped=skipped,
+        run_pages={result.run_id for result in results if services.store.get_run(result.run_id)},
+        recommendation=recommendation,
+        inventory_error=inventory_error,
+        titles={name: spec.get("title", name) for name, spec in backends().items()},
+    )
+
+
+@router.get("/tokens", response_class=HTMLResponse)
+def token_page(request: Request, services: ServicesDep, principal: SessionPrincipal) -> Response:
+    if principal is None:
+        return sign_in_first()
+    if not principal.can(Role.admin):
+        raise HTTPException(403, "needs the admin role")
+    return render(
+        request, "tokens.html", principal, "tokens", tokens=services.store.list_tokens(), roles=list(Role)
+    )

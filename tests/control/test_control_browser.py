@@ -1,0 +1,109 @@
+"""The dashboard in real Chromium: sign in with the admin token, click Facts on the local node, watch the run
+finish live, and see the node's hardware appear on the farm grid."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (apt-get install -y chromium)"
+    ),
+]
+
+
+@pytest.fixture
+def server(live_server: Callable[[Path], tuple[str, Path]]) -> tuple[str, Path]:
+    """The real playbooks on the one-node local farm, with two benchmark results for the charts."""
+    base, state = live_server(ROOT / "playbooks")
+    bench = state / "benchmarks" / "demo"
+    bench.mkdir(parents=True)
+    for backend, levels in {
+        "llamacpp": [(1, 24, 95), (2, 41, 130), (4, 66, 240), (8, 80, 610)],
+        "ollama": [(1, 22, 88), (2, 35, 160), (4, 48, 420), (8, 52, 1150)],
+    }.items():
+        result = {
+            "schema_version": 1,
+            "target": {"backend": backend, "model": "smollm2-135m"},
+            "levels": [
+                {"concurrency": c, "output_tokens_per_s": t, "ttft_ms": {"p95": f}} for c, t, f in levels
+            ],
+            "goodput": {
+                "concurrency": 4 if backend == "llamacpp" else 2,
+                "slo_ttft_ms": 1000,
+                "slo_tpot_ms": 100,
+            },
+            "finished_at": "2026-01-01T00:00:00Z",
+        }
+        (bench / f"local-{backend}.json").write_text(json.dumps(result))
+    return base, state
+
+
+def test_sign_in_click_facts_and_see_the_node_change(server: tuple[str, Path], tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python")
+    base, state = server
+    shots = Path(os.environ.get("ANIMAFLOW_SCREENSHOTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    token = (state / "control" / "admin-token").read_text().strip()
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        problems: list[str] = []
+        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: problems.append(str(error)))
+
+        page.goto(f"{base}/")
+        page.wait_for_url(f"{base}/login")
+        page.screenshot(path=shots / "login.png")
+        page.fill("#token", token)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/")
+        hardware = page.locator('tr[data-node="local"] [data-testid="hw"]')
+        assert "no facts yet" in hardware.inner_text()
+
+        page.click('button[data-action="facts"][data-host="local"]')
+        page.wait_for_url(f"{base}/runs/*")
+        sync_api.expect(page.locator('[data-testid="run-state"]')).to_have_text("successful", timeout=120_000)
+        sync_api.expect(page.locator("#log")).to_contain_text("can run:")
+        bar = page.locator('.progress-row[data-host="local"] .fill')
+        sync_api.expect(bar).to_have_attribute("style", "width: 100%;")
+        page.screenshot(path=shots / "run.png", full_page=True)
+
+        page.click("nav >> text=Farm")
+        page.wait_for_url(f"{base}/")
+        assert "no facts yet" not in hardware.inner_text()
+        assert hardware.locator(".accel").inner_text() in ("CPU", "CUDA", "ROCM", "VULKAN")
+        page.screenshot(path=shots / "farm.png", full_page=True)
+
+        page.click("nav >> text=Runs")
+        sync_api.expect(page.locator(".pill-successful")).to_have_count(1)
+        page.screenshot(path=shots / "runs.png", full_page=True)
+
+        page.click("nav >> text=Benchmarks")
+        sync_api.expect(page.locator("#chart-throughput canvas")).to_have_count(1)
+        sync_api.expect(page.locator("#recommendation .choice").first).to_have_text(
+            "llama.cpp (llama-server)"
+        )
+        page.screenshot(path=shots / "benchmarks.png", full_page=True)
+        browser.close()
+
+    assert problems == []
