@@ -223,6 +223,7 @@ async def run_benchmark(config: BenchConfig) -> dict[str, Any]:
             "load": "closed loop: each worker sends its next request when the previous one ends",
             "prompts": PROMPT_METHOD,
             "connections_opened": pool.opened,
+            "stale_connections_retried": pool.stale_retries,
         },
         "levels": levels,
         "token_source": source,

@@ -29,6 +29,15 @@ class ProtocolError(Exception):
     """The server answered, but not with well-formed HTTP/1.1 or SSE."""
 
 
+class StaleConnectionError(ConnectionError):
+    """A kept-alive connection the server had closed before it read the request.
+
+    llama-server (cpp-httplib) closes the connection after every streamed response although its
+    headers offer keep-alive; the next request on it meets EOF or a reset before any status line.
+    The server never saw that request, so it is sent again on a new connection, as curl does.
+    """
+
+
 @dataclass
 class Endpoint:
     host: str
@@ -70,6 +79,10 @@ class RequestRecord:
     token_source: str | None = None  # "usage" or "chunks"
     error: str | None = None  # http_<status>, timeout, connection, protocol
     error_detail: str | None = None
+    # llama-server's own `timings` object (prompt_n, prompt_ms, predicted_n, predicted_ms, ...),
+    # sent with the final chunk; None from servers that send none. Kept to check the client's
+    # figures against the server's, never used in place of them.
+    server_timings: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -83,6 +96,7 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.reusable = True
+        self.reused = False  # served a request before: the server may have closed it since
 
     def close(self) -> None:
         self.reusable = False
@@ -96,12 +110,14 @@ class ConnectionPool:
         self.endpoint = endpoint
         self._idle: list[Connection] = []
         self.opened = 0
+        self.stale_retries = 0
 
-    async def acquire(self) -> Connection:
-        while self._idle:
+    async def acquire(self, fresh: bool = False) -> Connection:
+        while self._idle and not fresh:
             conn = self._idle.pop()
             # A server that closed an idle connection leaves EOF behind; do not send into it.
             if not conn.reader.at_eof():
+                conn.reused = True
                 return conn
             conn.close()
         reader, writer = await asyncio.open_connection(
@@ -142,18 +158,22 @@ def build_request(endpoint: Endpoint, body: bytes, api_key: str | None) -> bytes
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+async def _read_status(reader: asyncio.StreamReader) -> int:
     status_line = await reader.readline()
     if not status_line:
         raise ConnectionError("connection closed before the status line")
     parts = status_line.decode("latin-1").split(None, 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
         raise ProtocolError(f"bad status line {status_line[:80]!r}")
+    return int(parts[1])
+
+
+async def _read_headers(reader: asyncio.StreamReader) -> dict[str, str]:
     headers: dict[str, str] = {}
     for _ in range(_MAX_HEADER_LINES):
         line = await reader.readline()
         if line in (b"\r\n", b"\n"):
-            return int(parts[1]), headers
+            return headers
         if not line:
             raise ConnectionError("connection closed inside the headers")
         name, _, value = line.decode("latin-1").partition(":")
@@ -210,9 +230,16 @@ async def _stream(
 ) -> None:
     """Send one request and collect (arrival time, SSE data payload) pairs until the body ends."""
     record.sent = time.perf_counter()
-    conn.writer.write(request)
-    await conn.writer.drain()
-    status, headers = await _read_head(conn.reader)
+    try:
+        conn.writer.write(request)
+        await conn.writer.drain()
+        status = await _read_status(conn.reader)
+    except ConnectionError as error:
+        # Nothing of a response arrived: on a reused connection the server closed it beforehand.
+        if conn.reused:
+            raise StaleConnectionError(str(error) or type(error).__name__) from error
+        raise
+    headers = await _read_headers(conn.reader)
     if status != 200:
         conn.reusable = False  # the error body's framing is not worth trusting: start afresh
         body = b""
@@ -273,6 +300,9 @@ def interpret_events(record: RequestRecord, events: list[tuple[float, bytes]]) -
         usage = message.get("usage")
         if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
             usage_tokens = usage["completion_tokens"]
+        timings = message.get("timings")
+        if isinstance(timings, dict):
+            record.server_timings = timings  # the last one covers the whole generation
         for choice in message.get("choices") or []:
             if isinstance(choice, dict) and _content_of(choice.get("delta") or {}):
                 record.content_times.append(arrived)
@@ -296,29 +326,37 @@ async def send_request(
     """One streamed request. Never raises for what the server or network did: the record says."""
     record = RequestRecord(index=index)
     events: list[tuple[float, bytes]] = []
-    try:
-        # Opening a connection is outside the clock: with keep-alive only a worker's first
-        # request opens one, and its handshake is not the server's latency.
-        conn = await asyncio.wait_for(pool.acquire(), timeout_s)
-    except TimeoutError:
-        record.error, record.error_detail = "timeout", f"no connection within {timeout_s} s"
-        return record
-    except OSError as error:
-        record.error, record.error_detail = "connection", str(error) or type(error).__name__
-        return record
-    try:
-        await asyncio.wait_for(_stream(conn, request, record, events), timeout_s)
-    except TimeoutError:
-        conn.reusable = False
-        record.error, record.error_detail = "timeout", f"not finished within {timeout_s} s"
-    except ProtocolError as error:
-        conn.reusable = False
-        record.error, record.error_detail = "protocol", str(error)
-    except (OSError, asyncio.IncompleteReadError) as error:
-        conn.reusable = False
-        record.error, record.error_detail = "connection", str(error) or type(error).__name__
-    finally:
-        pool.release(conn)
+    # At most two attempts: the second only after a stale kept-alive connection, on a new one,
+    # which cannot be stale, so the loop ends.
+    for fresh in (False, True):
+        try:
+            # Opening a connection is outside the clock: with keep-alive only a worker's first
+            # request opens one, and its handshake is not the server's latency.
+            conn = await asyncio.wait_for(pool.acquire(fresh=fresh), timeout_s)
+        except TimeoutError:
+            record.error, record.error_detail = "timeout", f"no connection within {timeout_s} s"
+            return record
+        except OSError as error:
+            record.error, record.error_detail = "connection", str(error) or type(error).__name__
+            return record
+        try:
+            await asyncio.wait_for(_stream(conn, request, record, events), timeout_s)
+        except StaleConnectionError:
+            conn.reusable = False
+            pool.stale_retries += 1
+            continue  # record.sent is stamped again by the new attempt
+        except TimeoutError:
+            conn.reusable = False
+            record.error, record.error_detail = "timeout", f"not finished within {timeout_s} s"
+        except ProtocolError as error:
+            conn.reusable = False
+            record.error, record.error_detail = "protocol", str(error)
+        except (OSError, asyncio.IncompleteReadError) as error:
+            conn.reusable = False
+            record.error, record.error_detail = "connection", str(error) or type(error).__name__
+        finally:
+            pool.release(conn)
+        break
     if record.error is None:
         interpret_events(record, events)
     return record

@@ -14,6 +14,8 @@ METRIC_DEFINITIONS: dict[str, str] = {
     "ttfr_ms": "request sent -> first SSE data event of any kind (often a role-only chunk)",
     "ttft_ms": "request sent -> first SSE chunk carrying generated content (delta.content or reasoning)",
     "tpot_ms": "(e2el_ms - ttft_ms) / (output_tokens - 1), per request with output_tokens >= 2",
+    "server_tpot_ms": "the server's own timings, where it sends them (llama-server): "
+    "predicted_ms / (predicted_n - 1), per request; count 0 when the server sends none",
     "itl_ms": "gaps between consecutive content chunks, pooled over the level's requests",
     "e2el_ms": "request sent -> last byte of the response",
     "output_tokens": "usage.completion_tokens from the server's final chunk (stream_options.include_usage); "
@@ -28,5 +30,7 @@ METRIC_DEFINITIONS: dict[str, str] = {
     "and no failed request",
     "decode_bound.tokens_per_s_upper": "memory_bandwidth_gbps * 1e9 / model_bytes",
     "decode_bound.achieved_fraction": "concurrency 1 decode_tokens_per_s_median / tokens_per_s_upper",
+    "stale_connections_retried": "requests sent again on a new connection because the server had closed "
+    "the kept-alive one before reading them (llama-server closes after every stream); the clock restarts",
     "clock": "time.perf_counter on the client; connections are opened before the clock starts",
 }

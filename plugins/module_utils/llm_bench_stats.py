@@ -50,6 +50,22 @@ def request_metrics(record: RequestRecord) -> dict[str, Any]:
     }
 
 
+def server_tpot_ms(record: RequestRecord) -> float | None:
+    """The server's own TPOT: predicted_ms / (predicted_n - 1); None without usable timings.
+
+    llama-server's predicted_ms runs from sampling the first generated token to sampling the last,
+    so it spans predicted_n - 1 decode steps (the first token comes from the prompt pass, whose
+    time is prompt_ms). That is the interval the client's tpot_ms measures between the first
+    content chunk and the end of the stream. Older builds publish predicted_per_token_ms as
+    predicted_ms / predicted_n, which reads (n - 1) / n too low; it is not used.
+    """
+    timings = record.server_timings or {}
+    predicted_n, predicted_ms = timings.get("predicted_n"), timings.get("predicted_ms")
+    if not isinstance(predicted_n, int) or not isinstance(predicted_ms, int | float) or predicted_n < 2:
+        return None
+    return predicted_ms / (predicted_n - 1)
+
+
 def token_source(sources: list[str | None]) -> str | None:
     """usage when every count came from the server, chunks when none did, mixed otherwise."""
     found = {source for source in sources if source}
@@ -71,6 +87,7 @@ def summarise_level(concurrency: int, records: list[RequestRecord], duration_s: 
             examples.append(message)
     pooled: dict[str, list[float]] = {name: [] for name in LATENCY_METRICS}
     decode_rates: list[float] = []
+    server_tpots = [tpot for record in done if (tpot := server_tpot_ms(record)) is not None]
     for record in done:
         metrics = request_metrics(record)
         pooled["itl_ms"].extend(metrics.pop("itl_ms"))
@@ -96,6 +113,7 @@ def summarise_level(concurrency: int, records: list[RequestRecord], duration_s: 
     }
     for name in LATENCY_METRICS:
         level[name] = describe(pooled[name])
+    level["server_tpot_ms"] = describe(server_tpots)
     return level
 
 

@@ -31,7 +31,7 @@ description:
     output token throughput, and failed requests by kind (C(http_<status>), C(timeout),
     C(connection), C(protocol)); failures are counted, never dropped.
   - Output tokens come from the server's C(usage); when a server sends none the content chunks are
-    counted instead and RV(results.token_source) says so.
+    counted instead and RV(benchmark.token_source) says so.
   - Finds the goodput (the highest concurrency meeting the p95 SLOs with no failures), measures the
     node's memory bandwidth with a timed memory copy and compares single-stream decode speed with
     the bound that bandwidth sets.
@@ -99,13 +99,13 @@ options:
     description: Write the results JSON to this path on the node.
     type: path
   backend:
-    description: Backend name recorded in RV(results.target.backend).
+    description: Backend name recorded in RV(benchmark.target.backend).
     type: str
   backend_version:
-    description: Backend version recorded in RV(results.target.version).
+    description: Backend version recorded in RV(benchmark.target.version).
     type: str
   model_bytes:
-    description: Size of the model's weights in bytes; needed for RV(results.decode_bound).
+    description: Size of the model's weights in bytes; needed for RV(benchmark.decode_bound).
     type: int
   memory_bandwidth_gbps:
     description:
@@ -113,10 +113,10 @@ options:
         a GPU's datasheet figure when the model runs in GPU memory.
     type: float
   gpu:
-    description: The node's C(animaflow_gpu) facts, copied into RV(results.host.gpu).
+    description: The node's C(animaflow_gpu) facts, copied into RV(benchmark.host.gpu).
     type: dict
   cpu:
-    description: The node's C(animaflow_cpu) facts, copied into RV(results.host.cpu).
+    description: The node's C(animaflow_cpu) facts, copied into RV(benchmark.host.cpu).
     type: dict
 attributes:
   check_mode:
@@ -155,12 +155,15 @@ EXAMPLES = r"""
 
 - name: Show the goodput
   ansible.builtin.debug:
-    msg: "goodput {{ bench.results.goodput.concurrency }} concurrent requests"
+    msg: "goodput {{ bench.benchmark.goodput.concurrency }} concurrent requests"
 """
 
 RETURN = r"""
-results:
-  description: Results schema version 1; C(metric_definitions) holds the formula of every number.
+benchmark:
+  description:
+    - Results schema version 1; C(metric_definitions) holds the formula of every number.
+    - The same JSON as O(output_path). Not called C(results), which Ansible reserves for loops and
+      renames.
   returned: success, not in check mode
   type: dict
   contains:
@@ -263,7 +266,7 @@ def main() -> None:
         with open(params["output_path"], "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=2)
         changed = True
-    module.exit_json(changed=changed, results=results)
+    module.exit_json(changed=changed, benchmark=results)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import sys
 from pathlib import Path
 
@@ -36,6 +37,7 @@ CORPUS = (
     "Lighting, shading, compositing and animation are the work of the studio."
 )
 
+SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
     "+ '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
@@ -66,7 +68,7 @@ def learn_merges(text: str, count: int) -> list[tuple[str, str]]:
     for _ in range(count):
         pairs: collections.Counter = collections.Counter()
         for word, freq in words.items():
-            for a, b in zip(word, word[1:], strict=False):
+            for a, b in itertools.pairwise(word):
                 pairs[(a, b)] += freq
         if not pairs:
             break
@@ -97,7 +99,7 @@ def build_vocab() -> tuple[list[str], list[int], list[str]]:
             tokens.append(a + b)
             seen.add(a + b)
     types = [TokenType.NORMAL] * len(tokens)
-    for special in ("<|endoftext|>", "<|im_start|>", "<|im_end|>"):
+    for special in SPECIALS:
         tokens.append(special)
         types.append(TokenType.CONTROL)
     return tokens, types, [f"{a} {b}" for a, b in merges]
@@ -138,14 +140,12 @@ def write(path: Path) -> None:
 
     # Dimension 0 of every embedding is a large constant that the small layers barely change, so the
     # output layer can rule tokens out through that dimension alone: control tokens and bytes that
-    # are not printable ASCII never come out (llama-server rejects invalid UTF-8 in chat parsing).
+    # are not printable ASCII never come out (llama-server rejects invalid UTF-8 in chat parsing), and
+    # neither does the end-of-sequence token, so every answer has exactly max_tokens tokens.
     embd = weight(n_vocab, N_EMBD)
     embd[:, 0] = 1.0
     table = {ch: b for b, ch in byte_to_unicode().items()}
-    banned = np.array(
-        [t not in table and not all(0x20 <= table.get(c, 0) < 0x7F for c in t) or
-         (len(t) == 1 and not 0x20 <= table[t] < 0x7F) for t in tokens]
-    )
+    banned = np.array([t in SPECIALS or not all(0x20 <= table[c] < 0x7F for c in t) for t in tokens])
     output = weight(n_vocab, N_EMBD)
     output[:, 0] = np.where(banned, -10.0, 0.0)
     writer.add_tensor("token_embd.weight", embd)

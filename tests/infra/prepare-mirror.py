@@ -44,6 +44,7 @@ BROKEN_CMAKE = """cmake_minimum_required(VERSION 3.14)
 project("llama.cpp" C)
 # A test artifact: it builds like llama.cpp (same target, same options accepted) but its server exits
 # at once, so an upgrade to it must fail its health check and roll back.
+set(CMAKE_RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
 add_executable(llama-server broken.c)
 """
 BROKEN_C = r"""#include <stdio.h>
@@ -89,12 +90,15 @@ def normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def write_tar(dest: Path, top: str, add: Callable[[tarfile.TarFile], None]) -> None:
     tmp = dest.with_suffix(".part")
-    with tmp.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
-            dir_info = normalised(tarfile.TarInfo(top))
-            dir_info.type = tarfile.DIRTYPE
-            tar.addfile(dir_info)
-            add(tar)
+    with (
+        tmp.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
+        dir_info = normalised(tarfile.TarInfo(top))
+        dir_info.type = tarfile.DIRTYPE
+        tar.addfile(dir_info)
+        add(tar)
     tmp.replace(dest)
 
 
@@ -155,7 +159,9 @@ def broken_tree(dest: Path) -> None:
 
 
 def tiny_model(dest: Path) -> None:
-    subprocess.run([sys.executable, str(Path(__file__).with_name("make_tiny_gguf.py")), str(dest)], check=True)
+    subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("make_tiny_gguf.py")), str(dest)], check=True
+    )
 
 
 def smollm2(downloads: Path) -> Callable[[Path], None]:
@@ -183,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     artifacts: dict[str, Callable[[Path], None]] = {"models/animaflow-tiny.gguf": tiny_model}
     if args.only is None:
         for version, commit in VENDORED.items():
-            artifacts[f"llamacpp/llama.cpp-b-{commit[:7]}.tar.gz"] = llama_tree(version, commit, args.downloads)
+            artifacts[f"llamacpp/llama.cpp-b-{commit[:7]}.tar.gz"] = llama_tree(
+                version, commit, args.downloads
+            )
         artifacts["llamacpp/llama.cpp-b-broken.tar.gz"] = broken_tree
         artifacts[f"models/{SMOLLM2[1]}"] = smollm2(args.downloads)
 

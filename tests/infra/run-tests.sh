@@ -10,7 +10,7 @@ cleanup() { bash "$here/dockerd.sh" stop >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 bash "$here/dockerd.sh" start || exit 1
 bash "$here/node-image.sh" || exit 1
-bash "$here/prepare-mirror.sh" >/dev/null || { echo "prepare-mirror.sh failed" >&2; exit 1; }
+.venv/bin/python "$here/prepare-mirror.py" >/dev/null || { echo "prepare-mirror.py failed" >&2; exit 1; }
 .venv/bin/pytest "$@"
 rc=$?
 cleanup

@@ -12,6 +12,8 @@
 # Faults, by arrival order n = 1, 2, ...: --error-every K answers every Kth request with HTTP 500,
 # --stall-every K sends the role chunk then nothing for --stall-s, --drop-every K closes the
 # connection after the first content chunk. --api-key makes a Bearer token mandatory (401).
+# --close-after-stream closes the connection after each streamed response although the headers
+# do not say so, as llama-server does.
 # GET /_seen returns what the requests asked for (prompts, max_tokens, ignore_eos, stream_options)
 # and when the first and last content chunks were really written (ms after the request was read;
 # role_at, first_content_at, last_content_at and done_at also as time.perf_counter()).
@@ -157,7 +159,7 @@ class ScheduledServer:
         writer.write(f"{len(event):x}\r\n".encode() + event + b"\r\n0\r\n\r\n")
         await writer.drain()
         entry["done_at"] = time.perf_counter()
-        return True
+        return not options.close_after_stream
 
     def _stall(self, arrival: int) -> bool:
         k = self.options.stall_every
@@ -178,6 +180,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stall-s", type=float, default=30.0)
     parser.add_argument("--drop-every", type=int, default=0)
     parser.add_argument("--no-usage", action="store_true")
+    parser.add_argument("--close-after-stream", action="store_true")
     parser.add_argument("--api-key")
     options = parser.parse_args(argv)
     if not options.host.startswith("127."):

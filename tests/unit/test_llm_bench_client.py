@@ -159,6 +159,20 @@ def test_timeouts_and_dropped_connections_are_counted(sse_server) -> None:
     assert drops["levels"][0]["completed"] == 2
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_server_closing_kept_alive_connections_loses_no_request(sse_server, concurrency: int) -> None:
+    """llama-server closes the connection after every stream while its headers offer keep-alive."""
+    url = sse_server("--ttfr-ms", "1", "--ttft-ms", "2", "--interval-ms", "1", "--close-after-stream")
+    results = bench(url, concurrency=[concurrency], requests_per_level=6, warmup_requests=1)
+    level = results["levels"][0]
+    assert (level["completed"], level["failed"]) == (6, 0), level["error_examples"]
+    # Every request needed a connection of its own (warm-up included); a stale one never reached
+    # the server, which saw each request exactly once.
+    assert results["workload"]["connections_opened"] >= 7
+    assert results["workload"]["stale_connections_retried"] <= 6
+    assert len(seen(url)) == 7
+
+
 def test_an_unreachable_server_is_a_connection_error_per_request(sse_server) -> None:
     url = sse_server()
     (level,) = bench(url.rsplit(":", 1)[0] + ":9", requests_per_level=3)["levels"]
@@ -226,7 +240,8 @@ async def test_sse_split_across_chunks_with_crlf_and_comments() -> None:
         + b": keep-alive\r\n\r\n"
         + b'data: {"choices":[{"delta":{"content":"a b c"}}]}\r\n\r\n'
         + b'data: {"choices":[{"delta":{"content":"d e"}}]}\r\n\r\n'
-        + b'data: {"choices":[],"usage":{"completion_tokens":5}}\r\n\r\ndata: [DONE]\r\n\r\n'
+        + b'data: {"choices":[],"usage":{"completion_tokens":5},'
+        + b'"timings":{"predicted_n":5,"predicted_ms":8.0}}\r\n\r\ndata: [DONE]\r\n\r\n'
     )
     cuts = [0, 7, len(role) - 1, len(role) + 5, 90, 91, 140, len(body)]
 
@@ -254,4 +269,5 @@ async def test_sse_split_across_chunks_with_crlf_and_comments() -> None:
         server.close()
     assert record.error is None, record.error_detail
     assert (record.output_tokens, record.token_source, len(record.content_times)) == (5, "usage", 2)
+    assert record.server_timings == {"predicted_n": 5, "predicted_ms": 8.0}
     assert record.first_event is not None and record.first_event < record.content_times[0]

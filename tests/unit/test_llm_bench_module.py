@@ -49,7 +49,7 @@ def test_check_mode_sends_nothing(tmp_path: Path, sse_server) -> None:
     url = sse_server()
     result = run_module(tmp_path, {"base_url": url, "model": "m"}, check_mode=True)
     assert result["changed"] is False and result["skipped"] is True
-    assert "results" not in result
+    assert "benchmark" not in result
     with urllib.request.urlopen(url + "/_seen", timeout=5) as response:
         assert json.load(response)["requests"] == []
 
@@ -72,11 +72,11 @@ def test_runs_and_writes_the_results_on_the_node(tmp_path: Path, sse_server) -> 
     }
     result = run_module(tmp_path, args)
     assert result["changed"] is True
-    assert json.loads(output.read_text()) == result["results"]
-    assert [level["failed"] for level in result["results"]["levels"]] == [1, 1]
+    assert json.loads(output.read_text()) == result["benchmark"]
+    assert [level["failed"] for level in result["benchmark"]["levels"]] == [1, 1]
     # ansible-core 2.19 returns warnings as structured events; the text is inside.
     assert "concurrency 2: 1 of 4 requests failed (http_500=1)" in json.dumps(result["warnings"])
-    assert result["results"]["host"]["gpu"] == {"accelerator": "cpu"}
+    assert result["benchmark"]["host"]["gpu"] == {"accelerator": "cpu"}
     assert "secret-key" not in output.read_text()
 
 

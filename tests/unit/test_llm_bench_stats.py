@@ -16,6 +16,7 @@ from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stat
     goodput,
     percentile,
     request_metrics,
+    server_tpot_ms,
     summarise_level,
 )
 
@@ -65,6 +66,19 @@ def test_level_counts_errors_and_uses_only_completed_requests() -> None:
     assert level["ttft_ms"]["count"] == 2 and level["itl_ms"]["count"] == 8
     assert level["token_source"] == "usage"
     assert summarise_level(1, [record(0), record(1, source="chunks")], 1.0)["token_source"] == "mixed"
+
+
+def test_server_tpot_spans_the_decode_steps_after_the_first_token() -> None:
+    timed = record()
+    # 9 tokens: the first from the prompt pass, then 8 decode steps in predicted_ms.
+    timed.server_timings = {"predicted_n": 9, "predicted_ms": 400.0, "predicted_per_token_ms": 44.4}
+    assert server_tpot_ms(timed) == pytest.approx(50.0)
+    assert server_tpot_ms(record()) is None
+    timed_once = record()
+    timed_once.server_timings = {"predicted_n": 1, "predicted_ms": 0.001}
+    assert server_tpot_ms(timed_once) is None
+    level = summarise_level(1, [timed, record(1)], 1.0)
+    assert level["server_tpot_ms"]["count"] == 1 and level["server_tpot_ms"]["median"] == 50.0
 
 
 def level(concurrency: int, ttft_p95: float, tpot_p95: float, failed: int = 0) -> dict[str, Any]:

@@ -1,0 +1,80 @@
+"""Verify the benchmark playbook's run "molecule": the results and the report on the controller (the
+host running molecule), and each node's backends as they were before the benchmark."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+RUN = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "controller" / "benchmarks" / "molecule"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def name(host) -> str:
+    return host.backend.get_hostname()
+
+
+def results(host) -> dict:
+    return json.loads((RUN / f"{name(host)}-llamacpp.json").read_text())
+
+
+def test_results_were_fetched_with_schema_1_and_no_failure(host):
+    data = results(host)
+    assert data["schema_version"] == 1
+    assert data["target"]["backend"] == "llamacpp" and data["target"]["model"] == "tiny"
+    assert data["target"]["version"] == "b-e3546c7"
+    assert data["token_source"] == "usage"
+    assert [level["concurrency"] for level in data["levels"]] == [1, 2]
+    for level in data["levels"]:
+        assert level["completed"] > 0 and level["failed"] == 0, level["error_examples"]
+        assert level["token_source"] == "usage"
+        assert level["total_output_tokens"] == 16 * level["completed"]
+    # llama-server sends its own timings; the decode bound needs the model size the playbook found.
+    assert data["levels"][0]["server_tpot_ms"]["count"] == data["levels"][0]["completed"]
+    assert data["host"]["model_bytes"] > 0 and data["decode_bound"]["tokens_per_s_upper"] > 0
+
+
+def test_the_results_file_stays_on_the_node_too(host):
+    assert host.file("/var/lib/animaflow/benchmarks/molecule/llamacpp.json").exists
+
+
+def test_report_has_a_row_per_node_and_level():
+    report = (RUN / "report.md").read_text()
+    assert report.startswith("# Benchmark molecule\n")
+    assert "| Node | Backend | Version | Conc. | OK | Failed | Output tok/s |" in report
+    for node in ("benchmark-node-1", "benchmark-node-2"):
+        rows = [line for line in report.splitlines() if line.startswith(f"| {node} | llamacpp | b-e3546c7 |")]
+        assert [row.split(" | ")[3:6] for row in rows] == [["1", "4", "0"], ["2", "4", "0"]], rows
+        assert f"| {node} | llamacpp | tiny | " in report  # the goodput table
+
+
+@pytest.mark.parametrize("chart", ["output_tokens_per_s.png", "ttft_p95_ms.png"])
+def test_charts_were_drawn(chart):
+    assert (RUN / chart).read_bytes().startswith(PNG_MAGIC)
+    assert f"]({chart})" in (RUN / "report.md").read_text()
+
+
+def test_recommendation_names_a_backend_with_reasons(host):
+    report = (RUN / "report.md").read_text()
+    section = report.split(f"### {name(host)}\n", 1)[1].split("### ", 1)[0]
+    # Two concurrent users without a GPU: the prior prefers Ollama, and one measured backend gives
+    # nothing to compare, so the prior decides; the reasons say both.
+    assert "**Recommended backend: ollama**" in section
+    assert "- No usable GPU and a small studio (2 concurrent users): Ollama, then llama.cpp." in section
+    assert (
+        "- Only one eligible backend was benchmarked, so there is nothing to compare: prior only." in section
+    )
+    assert "| llamacpp | yes | 30.0 |" in section
+    # The catalogue's other backends were skipped, each with its reason.
+    assert "- Skipped ollama: not installed on this node" in section
+    assert "- Skipped vllm: vLLM cannot run on cpu; it needs one of cuda." in section
+    assert "- Skipped sglang: SGLang cannot run on cpu; it needs one of cuda." in section
+
+
+def test_each_node_got_its_backends_back(host):
+    llamacpp = host.service("animaflow-llamacpp")
+    if name(host).endswith("-node-1"):
+        assert llamacpp.is_running and llamacpp.is_enabled
+    else:  # nothing was active before the benchmark, and the unit was disabled
+        assert not llamacpp.is_running and not llamacpp.is_enabled

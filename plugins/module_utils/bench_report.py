@@ -1,0 +1,300 @@
+# Copyright: AnimaFlow Inference contributors
+# Apache-2.0 (see galaxy.yml)
+"""The comparison report of one benchmark run: a Markdown table, PNG charts, the recommendation.
+
+Reads the llm_benchmark results files the benchmark playbook fetched into one run directory
+(<host>-<backend>.json, schema version 1) and writes report.md and the charts beside them. Used by
+the benchmark_report module on the controller. matplotlib is optional: without it the Markdown is
+still written and says the charts were skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPORT_FILE = "report.md"
+# (file name, title, y-axis label, value of one level); one line per node and backend in each.
+CHARTS: tuple[tuple[str, str, str, str], ...] = (
+    ("output_tokens_per_s.png", "Output throughput", "output tokens/s", "output_tokens_per_s"),
+    ("ttft_p95_ms.png", "Time to first token, p95", "p95 TTFT (ms)", "ttft_p95"),
+)
+SUPPORTED_SCHEMA = 1
+
+
+@dataclass
+class Entry:
+    """One node's results for one backend."""
+
+    host: str
+    backend: str
+    results: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.host} / {self.backend}"
+
+
+class ReportError(Exception):
+    """A results file is missing or is not results of a schema this report understands."""
+
+
+def load_entries(run_dir: Path, nodes: list[dict[str, Any]], missing_ok: bool) -> list[Entry]:
+    """The results of every benchmarked backend of every node; missing_ok for check mode, where the
+    playbook measured nothing and so fetched nothing."""
+    entries = []
+    for node in nodes:
+        for backend in node.get("benchmarked") or []:
+            path = run_dir / f"{node['host']}-{backend}.json"
+            if missing_ok and not path.exists():
+                continue
+            try:
+                results = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise ReportError(f"cannot read the results {path}: {error}") from error
+            if not isinstance(results, dict) or results.get("schema_version") != SUPPORTED_SCHEMA:
+                raise ReportError(f"{path} is not llm_benchmark results of schema_version {SUPPORTED_SCHEMA}")
+            entries.append(Entry(node["host"], backend, results))
+    return entries
+
+
+def level_value(level: dict[str, Any], key: str) -> float | None:
+    if key == "ttft_p95":
+        return (level.get("ttft_ms") or {}).get("p95")
+    return level.get(key)
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _cell(text: Any) -> str:
+    # A pipe inside a reason would split the Markdown table's cell.
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return lines
+
+
+def _levels_table(entries: list[Entry]) -> list[str]:
+    # The server's own TPOT only when some server sent timings (llama-server does).
+    with_server = any(
+        (level.get("server_tpot_ms") or {}).get("count")
+        for entry in entries
+        for level in entry.results.get("levels") or []
+    )
+    header = ["Node", "Backend", "Version", "Conc.", "OK", "Failed", "Output tok/s", "Req/s"]
+    header += ["TTFT p50 ms", "TTFT p95 ms", "TPOT p50 ms", "TPOT p95 ms", "E2EL p95 ms"]
+    header += ["Server TPOT p50 ms"] if with_server else []
+    rows = []
+    for entry in entries:
+        version = (entry.results.get("target") or {}).get("version") or "-"
+        for level in entry.results.get("levels") or []:
+            row = [entry.host, entry.backend, version, str(level["concurrency"]), str(level["completed"])]
+            row += [
+                str(level["failed"]),
+                _num(level.get("output_tokens_per_s")),
+                _num(level.get("request_per_s"), 2),
+            ]
+            row += [
+                _num(level[metric][stat])
+                for metric, stat in (
+                    ("ttft_ms", "median"),
+                    ("ttft_ms", "p95"),
+                    ("tpot_ms", "median"),
+                    ("tpot_ms", "p95"),
+                    ("e2el_ms", "p95"),
+                )
+            ]
+            if with_server:
+                row.append(_num((level.get("server_tpot_ms") or {}).get("median")))
+            rows.append(row)
+    return _table(header, rows)
+
+
+def _goodput_table(entries: list[Entry]) -> list[str]:
+    header = ["Node", "Backend", "Model", "Goodput (concurrency)", "Output tok/s there", "Tokens from"]
+    header += ["Decode bound tok/s", "Achieved"]
+    rows = []
+    for entry in entries:
+        results = entry.results
+        goodput, bound = results.get("goodput") or {}, results.get("decode_bound") or {}
+        fraction = bound.get("achieved_fraction")
+        rows.append(
+            [
+                entry.host,
+                entry.backend,
+                (results.get("target") or {}).get("model") or "-",
+                "none" if goodput.get("concurrency") is None else str(goodput["concurrency"]),
+                _num(goodput.get("output_tokens_per_s")),
+                results.get("token_source") or "-",
+                _num(bound.get("tokens_per_s_upper")),
+                "-" if fraction is None else f"{fraction:.1%}",
+            ]
+        )
+    return _table(header, rows)
+
+
+def _workload_lines(entries: list[Entry]) -> list[str]:
+    if not entries:
+        return []
+    first = entries[0].results
+    workload, goodput = first.get("workload") or {}, first.get("goodput") or {}
+    started = min(entry.results.get("started_at") or "" for entry in entries)
+    finished = max(entry.results.get("finished_at") or "" for entry in entries)
+    return [
+        f"- Measured {started} to {finished} (UTC).",
+        f"- Workload: concurrency {workload.get('concurrency')}, {workload.get('requests_per_level')} "
+        f"requests per level, about {workload.get('input_tokens')} input and {workload.get('output_tokens')} "
+        f"output tokens per request (ignore_eos {workload.get('ignore_eos')}), after "
+        f"warm-up requests: {workload.get('warmup_requests')}; {workload.get('load')}.",
+        f"- SLO for goodput: p95 TTFT <= {goodput.get('slo_ttft_ms')} ms and p95 TPOT <= "
+        f"{goodput.get('slo_tpot_ms')} ms with no failed request.",
+    ]
+
+
+def _node_lines(node: dict[str, Any]) -> list[str]:
+    lines = [f"### {node['host']}", ""]
+    if node.get("hardware"):
+        lines += [f"Hardware: {node['hardware']}", ""]
+    for item in node.get("skipped") or []:
+        lines.append(f"- Skipped {item['backend']}: {item['reason']}")
+    if node.get("skipped"):
+        lines.append("")
+    recommendation = node.get("recommendation") or {}
+    if not recommendation:
+        return [*lines, "No recommendation was made for this node.", ""]
+    choice = recommendation.get("choice")
+    lines.append(f"**Recommended backend: {choice or 'none'}**")
+    lines.append("")
+    lines += [f"- {reason}" for reason in recommendation.get("reasons") or []]
+    lines.append("")
+    rows = [
+        [
+            row["backend"],
+            "yes" if row.get("eligible") else "no",
+            _num(row.get("score")),
+            " ".join(row.get("reasons") or []),
+        ]
+        for row in recommendation.get("ranking") or []
+    ]
+    return [*lines, *_table(["Backend", "Eligible", "Score", "Why"], rows), ""]
+
+
+def _definition_lines(entries: list[Entry]) -> list[str]:
+    definitions = entries[0].results.get("metric_definitions") or {} if entries else {}
+    names = ("ttft_ms", "tpot_ms", "e2el_ms", "output_tokens_per_s", "server_tpot_ms", "output_tokens")
+    return [f"- `{name}`: {definitions[name]}" for name in names if name in definitions]
+
+
+def render_markdown(
+    run_id: str,
+    entries: list[Entry],
+    nodes: list[dict[str, Any]],
+    charts: list[str],
+    charts_note: str | None,
+    failed_hosts: list[str],
+) -> str:
+    lines = [f"# Benchmark {run_id}", ""]
+    lines += _workload_lines(entries)
+    lines += [f"- Node failed before it could report: {host}" for host in failed_hosts]
+    lines += ["", "## Results per concurrency level", ""]
+    lines += _levels_table(entries) if entries else ["No backend was benchmarked."]
+    if entries:
+        lines += ["", "## Goodput and decode bound", "", *_goodput_table(entries)]
+    lines += ["", "## Charts", ""]
+    titles = {name: title for name, title, _, _ in CHARTS}
+    lines += [f"![{titles[name]}]({name})" for name in charts]
+    if charts_note:
+        lines.append(charts_note)
+    lines += ["", "## Recommendation per node", ""]
+    for node in nodes:
+        lines += _node_lines(node)
+    definitions = _definition_lines(entries)
+    if definitions:
+        lines += ["## Definitions", "", *definitions, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_charts(entries: list[Entry]) -> tuple[dict[str, bytes], str | None]:
+    """PNG bytes per chart file name; the note says why there are none."""
+    if not entries:
+        return {}, "Charts skipped: no results to plot."
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return {}, "Charts skipped: matplotlib is not installed on the controller (pip install matplotlib)."
+    levels = sorted(
+        {level["concurrency"] for entry in entries for level in entry.results.get("levels") or []}
+    )
+    charts = {}
+    for name, title, ylabel, key in CHARTS:
+        # Figure + the Agg canvas directly: no pyplot, so no global state and no display needed.
+        figure = Figure(figsize=(7, 4.2), dpi=100)
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        for entry in entries:
+            points = sorted(
+                (level["concurrency"], level_value(level, key)) for level in entry.results.get("levels") or []
+            )
+            # NaN leaves a gap where a level completed nothing, instead of drawing through it.
+            ys = [math.nan if value is None else value for _, value in points]
+            axes.plot([x for x, _ in points], ys, marker="o", label=entry.label)
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(levels, [str(level) for level in levels])
+        axes.minorticks_off()
+        axes.set_xlabel("concurrent requests")
+        axes.set_ylabel(ylabel)
+        axes.set_title(title)
+        axes.set_ylim(bottom=0)
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize="small")
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        # No timestamp in the metadata: the same results give the same bytes (no spurious change).
+        figure.savefig(buffer, format="png", metadata={"Software": None})
+        charts[name] = buffer.getvalue()
+    return charts, None
+
+
+def _differs(path: Path, content: bytes) -> bool:
+    return not path.is_file() or path.read_bytes() != content
+
+
+def build_report(
+    run_dir: Path,
+    run_id: str,
+    nodes: list[dict[str, Any]],
+    failed_hosts: list[str],
+    write: bool,
+) -> dict[str, Any]:
+    """Render the report; write it only when `write` (check mode passes False)."""
+    entries = load_entries(run_dir, nodes, missing_ok=not write)
+    # Drawn in memory in check mode too, so `changed` compares the real bytes.
+    charts, note = render_charts(entries)
+    chart_names = list(charts)
+    markdown = render_markdown(run_id, entries, nodes, chart_names, note, failed_hosts)
+    report = run_dir / REPORT_FILE
+    files = {REPORT_FILE: markdown.encode("utf-8"), **charts}
+    changed = any(_differs(run_dir / name, content) for name, content in files.items())
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            if _differs(run_dir / name, content):
+                (run_dir / name).write_bytes(content)
+    return {
+        "changed": changed,
+        "report_path": str(report),
+        "markdown": markdown,
+        "charts": [str(run_dir / name) for name in chart_names],
+        "charts_skipped": note,
+        "results_files": [str(run_dir / f"{entry.host}-{entry.backend}.json") for entry in entries],
+    }

@@ -1,0 +1,211 @@
+"""The benchmark core against a real llama-server: its TPOT must agree with the server's own timings.
+
+What the two numbers measure, per request of n output tokens (ignore_eos, so n = max_tokens):
+- client tpot_ms = (E2EL - TTFT) / (n - 1): from the arrival of the first content chunk to the last
+  byte of the stream, over the n - 1 tokens after the first.
+- server tpot = timings.predicted_ms / (predicted_n - 1): llama-server's predicted_ms runs from
+  sampling the first generated token (which comes out of the prompt pass, timed in prompt_ms) to
+  sampling the last one, that is n - 1 decode steps. The first token is thus outside both.
+Both cover the same decode steps; they differ only by the transport (the first and the last
+token's trip through the server's HTTP thread and the socket, which largely cancel), the short tail
+after the last token (finish chunk, usage, [DONE]) and a first token whose text the server holds
+back (an incomplete UTF-8 sequence), which moves TTFT one token later. Each is well under 10 % of
+n - 1 tokens' decode time. Older llama-server builds publish predicted_per_token_ms as
+predicted_ms / predicted_n, which is (n - 1) / n of the per-step time; it is not the comparison.
+
+The llama-server binary comes from the controller build cache the llamacpp role fills
+(<cache>/llamacpp/builds/<kind>/llama-server; ANIMAFLOW_CACHE_DIR, <repo>/.cache/controller or
+~/.cache/animaflow), else it is built once from the artifact mirror's source tarball (about 4 min
+on 2 cores) into .cache/test-builds. Models come from the mirror (tests/infra/prepare-mirror.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench import (
+    BenchConfig,
+    Workload,
+    run_level,
+)
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_client import (
+    ConnectionPool,
+    RequestRecord,
+    parse_endpoint,
+)
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stats import (
+    request_metrics,
+    server_tpot_ms,
+    summarise_level,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+MIRROR = REPO / ".cache" / "mirror"
+TEST_BUILDS = REPO / ".cache" / "test-builds"
+MODELS = {"tiny": "animaflow-tiny.gguf", "smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+OUTPUT_TOKENS = 48
+REQUESTS_PER_LEVEL = 6
+TOLERANCE = 0.10
+# The same portable, UI-less, dependency-free build the llamacpp role makes (roles/llamacpp/vars).
+CMAKE_FLAGS = [
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DGGML_NATIVE=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_SERVER=ON",
+    "-DLLAMA_BUILD_UI=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DGGML_OPENMP=OFF",
+]
+
+pytestmark = [pytest.mark.slow]
+
+
+def _runs(binary: Path) -> bool:
+    try:
+        done = subprocess.run([str(binary), "--version"], capture_output=True, timeout=30, check=False)
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
+def _cached_binary() -> Path | None:
+    roots = [
+        os.environ.get("ANIMAFLOW_CACHE_DIR"),
+        REPO / ".cache" / "controller",
+        Path.home() / ".cache/animaflow",
+    ]
+    for root in roots:
+        if not root:
+            continue
+        # Newest first: the build a recent molecule run or demo left behind.
+        found = sorted(
+            Path(root).glob("llamacpp/builds/*/llama-server"), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        for binary in found:
+            if _runs(binary):
+                return binary
+    return None
+
+
+def _build_from_mirror() -> Path:
+    tarballs = sorted((MIRROR / "llamacpp").glob("llama.cpp-b-*.tar.gz"))
+    if not tarballs or shutil.which("cmake") is None:
+        pytest.skip("no llama-server in the controller cache, and no mirror tarball or cmake to build one")
+    tarball = tarballs[-1]
+    out = TEST_BUILDS / tarball.name.removesuffix(".tar.gz")
+    binary = out / "build" / "bin" / "llama-server"
+    if _runs(binary):
+        return binary
+    source = out / "src"
+    if not (source / "CMakeLists.txt").exists():
+        source.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(tarball) as archive:
+            top = archive.getmembers()[0].name.split("/", 1)[0]
+            archive.extractall(out, filter="data")
+        shutil.rmtree(source)
+        (out / top).rename(source)
+    subprocess.run(["cmake", "-S", str(source), "-B", str(out / "build"), *CMAKE_FLAGS], check=True)
+    jobs = str(os.cpu_count() or 2)
+    subprocess.run(
+        ["cmake", "--build", str(out / "build"), "--target", "llama-server", "-j", jobs], check=True
+    )
+    return binary
+
+
+@pytest.fixture(scope="session")
+def llama_server_binary() -> Path:
+    return _cached_binary() or _build_from_mirror()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(params=sorted(MODELS))
+def llama_server(request: pytest.FixtureRequest, llama_server_binary: Path) -> Iterator[str]:
+    """llama-server on 127.0.0.1 with one mirror model, two slots; yields its base URL."""
+    model = MIRROR / "models" / MODELS[request.param]
+    if not model.exists():
+        pytest.skip(f"{model} is not in the mirror (tests/infra/prepare-mirror.py puts it there)")
+    port = _free_port()
+    TEST_BUILDS.mkdir(parents=True, exist_ok=True)
+    log_path = TEST_BUILDS / f"llama-server-{request.param}.log"
+    command = [str(llama_server_binary), "--model", str(model), "--alias", request.param]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--ctx-size", "1024", "--parallel", "2"]
+    log = log_path.open("w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"llama-server did not become healthy (log: {log_path})")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _measure(url: str, model: str, concurrency: int) -> list[RequestRecord]:
+    """The level loop of run_benchmark, keeping the per-request records (and their timings)."""
+    config = BenchConfig(
+        base_url=url, model=model, output_tokens=OUTPUT_TOKENS, input_tokens=32, ignore_eos=True
+    )
+
+    async def run() -> list[RequestRecord]:
+        endpoint = parse_endpoint(url)
+        workload, pool = Workload(config, endpoint), ConnectionPool(endpoint)
+        try:
+            await run_level(pool, workload.requests(2), 1, 120.0)  # warm-up after the model load
+            records, _ = await run_level(pool, workload.requests(REQUESTS_PER_LEVEL), concurrency, 120.0)
+            return records
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_client_tpot_agrees_with_the_servers_timings(llama_server: str, concurrency: int, request) -> None:
+    model = request.node.callspec.params["llama_server"]
+    records = _measure(llama_server, model, concurrency)
+    failed = [f"{r.error}: {r.error_detail}" for r in records if not r.ok]
+    assert not failed, failed
+    assert all(r.token_source == "usage" and r.output_tokens == OUTPUT_TOKENS for r in records)
+    assert all((r.server_timings or {}).get("predicted_n") == OUTPUT_TOKENS for r in records)
+
+    pairs = [(request_metrics(r)["tpot_ms"], server_tpot_ms(r)) for r in records]
+    ratios = [client / server for client, server in pairs]
+    detail = ", ".join(f"{client:.2f}/{server:.2f}" for client, server in pairs)
+    assert abs(statistics.median(ratios) - 1) <= TOLERANCE, f"client/server TPOT ms: {detail}"
+
+    # The level summary carries the server's figure next to the client's.
+    level = summarise_level(concurrency, records, duration_s=1.0)
+    assert level["server_tpot_ms"]["count"] == REQUESTS_PER_LEVEL
+    assert abs(level["tpot_ms"]["median"] / level["server_tpot_ms"]["median"] - 1) <= TOLERANCE
