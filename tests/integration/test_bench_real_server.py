@@ -14,9 +14,9 @@ n - 1 tokens' decode time. Older llama-server builds publish predicted_per_token
 predicted_ms / predicted_n, which is (n - 1) / n of the per-step time; it is not the comparison.
 
 The llama-server binary comes from the controller build cache the llamacpp role fills
-(<cache>/llamacpp/builds/<kind>/llama-server; ANIMAFLOW_CACHE_DIR, <repo>/.cache/controller or
-~/.cache/animaflow), else it is built once from the artifact mirror's source tarball (about 4 min
-on 2 cores) into .cache/test-builds. Models come from the mirror (tests/infra/prepare-mirror.py).
+(<cache>/llamacpp/builds/<version>-<kind>/llama-server; ANIMAFLOW_CACHE_DIR, <repo>/.cache/controller
+or ~/.cache/animaflow), newest release of roles/llamacpp/defaults first, else it is built once from
+the artifact mirror's source tarball (about 4 min on 2 cores) into .cache/test-builds. Models come from the mirror (tests/infra/prepare-mirror.py).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench import (
     BenchConfig,
@@ -84,31 +85,33 @@ def _runs(binary: Path) -> bool:
     return done.returncode == 0
 
 
+def _known_versions() -> dict[str, dict[str, str]]:
+    """The releases the llamacpp role declares, newest last; the caches also hold test-only builds
+    (molecule/llamacpp's b-broken never serves), which must not be picked."""
+    defaults = yaml.safe_load((REPO / "roles/llamacpp/defaults/main.yml").read_text(encoding="utf-8"))
+    return defaults["llamacpp_versions"]
+
+
 def _cached_binary() -> Path | None:
     roots = [
         os.environ.get("ANIMAFLOW_CACHE_DIR"),
         REPO / ".cache" / "controller",
         Path.home() / ".cache/animaflow",
     ]
-    for root in roots:
-        if not root:
-            continue
-        # Newest first: the build a recent molecule run or demo left behind.
-        found = sorted(
-            Path(root).glob("llamacpp/builds/*/llama-server"), key=lambda p: p.stat().st_mtime, reverse=True
-        )
-        for binary in found:
-            if _runs(binary):
-                return binary
+    for root in filter(None, roots):
+        for version in reversed(list(_known_versions())):
+            for binary in sorted(Path(root).glob(f"llamacpp/builds/{version}-*/llama-server")):
+                if _runs(binary):
+                    return binary
     return None
 
 
 def _build_from_mirror() -> Path:
-    tarballs = sorted((MIRROR / "llamacpp").glob("llama.cpp-b-*.tar.gz"))
-    if not tarballs or shutil.which("cmake") is None:
+    version, release = list(_known_versions().items())[-1]
+    tarball = MIRROR / "llamacpp" / release["file"]
+    if not tarball.exists() or shutil.which("cmake") is None:
         pytest.skip("no llama-server in the controller cache, and no mirror tarball or cmake to build one")
-    tarball = tarballs[-1]
-    out = TEST_BUILDS / tarball.name.removesuffix(".tar.gz")
+    out = TEST_BUILDS / version
     binary = out / "build" / "bin" / "llama-server"
     if _runs(binary):
         return binary

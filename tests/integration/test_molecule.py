@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
+# llamacpp first: it fills the controller's llama-server build cache that benchmark and ollama reuse.
+FIRST = ["node", "llamacpp"]
+SCENARIOS = FIRST + sorted(
+    p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml") if p.parent.name not in FIRST
+)
 LOGS = ROOT / ".cache" / "logs"
 
 

@@ -68,9 +68,10 @@ def test_state_and_current_link_name_the_expected_version(host):
 def test_binary_was_built_once_and_copied(host):
     marker = json.loads(host.file(f"/opt/animaflow/llamacpp/{EXPECTED}/.animaflow-installed").content_string)
     assert marker["build_key"].startswith(f"{EXPECTED}-cpu-x86_64-")
-    # Only node 1 built (it got cmake); node 2 received the binary from the controller cache.
-    built_here = host.package("cmake").is_installed
-    assert built_here == host.backend.get_hostname().endswith("-node-1")
+    # At most node 1 built (a build installs cmake); node 2 always receives the binary from the
+    # controller cache (with a warm cache nobody builds).
+    if host.backend.get_hostname().endswith("-node-2"):
+        assert not host.package("cmake").is_installed
 
 
 def test_unit_is_hardened(host):
