@@ -1,0 +1,107 @@
+"""The slow path an IT admin clicks: install and start llama.cpp on a real systemd container node through
+the API (real ansible-runner, real playbooks, real llama-server), then see the state on /api/nodes and
+ask the node a question through the OpenAI API. Needs dockerd and the node image (make test provides both)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from animaflow_control.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE = "animaflow-control-node"
+ADDRESS = "127.0.0.51"  # its own loopback address: clear of the demo node and the Molecule scenarios
+IMAGE = "animaflow/node:bookworm"
+
+pytestmark = pytest.mark.slow
+
+
+def docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+
+
+@pytest.fixture
+def container_node() -> Iterator[str]:
+    if docker("info").returncode != 0 or docker("image", "inspect", IMAGE).returncode != 0:
+        pytest.skip("needs dockerd and the node image: run it through `make test`")
+    docker("rm", "-f", NODE)
+    started = docker(
+        "run", "-d", "--name", NODE, "--hostname", NODE, "--label", "animaflow.node=control-test",
+        "--network", "host", "--cap-add", "SYS_ADMIN", "--cgroupns", "private",
+        "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp:exec",
+        "--stop-signal", "SIGRTMIN+3", "--add-host", f"{NODE}:127.0.1.1", IMAGE, "/lib/systemd/systemd",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    yield NODE
+    docker("rm", "-f", NODE)
+
+
+@pytest.fixture
+def node_settings(tmp_path: Path, container_node: str) -> Settings:
+    """The local inventory's studio, mirror and models, with the tiny model and absolute paths."""
+    farm = yaml.safe_load((ROOT / "inventories/local/group_vars/farm.yml").read_text())
+    farm.update(
+        animaflow_artifact_mirror=str(ROOT / ".cache/mirror"),
+        animaflow_cache_dir=str(ROOT / ".cache/controller"),
+        animaflow_model="tiny",
+    )
+    inventory = {
+        "farm": {
+            "hosts": {
+                container_node: {
+                    "ansible_connection": "community.docker.docker",
+                    "animaflow_bind_address": ADDRESS,
+                }
+            },
+            "vars": farm,
+        }
+    }
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    return Settings(inventory=path, state_dir=tmp_path / "state", playbook_dir=ROOT / "playbooks")
+
+
+def test_install_start_and_status_on_a_container_node(
+    node_settings: Settings,
+    app_client: Callable[[Settings], Any],
+    admin_of: Callable[[Settings], dict[str, str]],
+    wait_run: Callable[..., dict],
+) -> None:
+    with app_client(node_settings) as client:
+        admin = admin_of(node_settings)
+
+        def run(action: str, timeout: float) -> None:
+            body = {"action": action, "backend": "llamacpp", "hosts": [NODE]}
+            created = client.post("/api/runs", json=body, headers=admin)
+            assert created.status_code == 202, created.text
+            finished = wait_run(client, created.json()["id"], admin, timeout=timeout)
+            assert finished["state"] == "successful", f"{action}: {finished}"
+
+        # A cold controller cache builds llama-server (minutes); a warm one copies the binary.
+        run("install", timeout=1500)
+        run("start", timeout=300)
+        run("status", timeout=300)
+
+        node = next(n for n in client.get("/api/nodes", headers=admin).json()["nodes"] if n["name"] == NODE)
+        assert node["status"]["active_backend"] == "llamacpp"
+        state = node["status"]["backends"]["llamacpp"]
+        assert state["running"] is True and state["healthy"] is True
+        assert state["active_version"] in state["installed_versions"]
+        assert state["endpoint"] == f"http://{ADDRESS}:8000/v1"
+
+    key = yaml.safe_load((ROOT / "inventories/local/group_vars/farm.yml").read_text())["animaflow_api_key"]
+    reply = httpx.post(
+        f"http://{ADDRESS}:8000/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": "tiny", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["usage"]["completion_tokens"] == 8
