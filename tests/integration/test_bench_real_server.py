@@ -27,7 +27,6 @@ import shutil
 import socket
 import statistics
 import subprocess
-import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from llama_build import build_llama_server, runs  # tests/infra, put on sys.path by conftest
 
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench import (
     BenchConfig,
@@ -60,29 +60,8 @@ MODELS = {"tiny": "animaflow-tiny.gguf", "smollm2": "SmolLM2-135M-Instruct.Q4_1.
 OUTPUT_TOKENS = 48
 REQUESTS_PER_LEVEL = 6
 TOLERANCE = 0.10
-# The same portable, UI-less, dependency-free build the llamacpp role makes (roles/llamacpp/vars).
-CMAKE_FLAGS = [
-    "-DCMAKE_BUILD_TYPE=Release",
-    "-DBUILD_SHARED_LIBS=OFF",
-    "-DGGML_NATIVE=OFF",
-    "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF",
-    "-DLLAMA_BUILD_SERVER=ON",
-    "-DLLAMA_BUILD_UI=OFF",
-    "-DLLAMA_USE_PREBUILT_UI=OFF",
-    "-DLLAMA_OPENSSL=OFF",
-    "-DGGML_OPENMP=OFF",
-]
 
 pytestmark = [pytest.mark.slow]
-
-
-def _runs(binary: Path) -> bool:
-    try:
-        done = subprocess.run([str(binary), "--version"], capture_output=True, timeout=30, check=False)
-    except OSError:
-        return False
-    return done.returncode == 0
 
 
 def _known_versions() -> dict[str, dict[str, str]]:
@@ -101,7 +80,7 @@ def _cached_binary() -> Path | None:
     for root in filter(None, roots):
         for version in reversed(list(_known_versions())):
             for binary in sorted(Path(root).glob(f"llamacpp/builds/{version}-*/llama-server")):
-                if _runs(binary):
+                if runs(binary):
                     return binary
     return None
 
@@ -111,24 +90,7 @@ def _build_from_mirror() -> Path:
     tarball = MIRROR / "llamacpp" / release["file"]
     if not tarball.exists() or shutil.which("cmake") is None:
         pytest.skip("no llama-server in the controller cache, and no mirror tarball or cmake to build one")
-    out = TEST_BUILDS / version
-    binary = out / "build" / "bin" / "llama-server"
-    if _runs(binary):
-        return binary
-    source = out / "src"
-    if not (source / "CMakeLists.txt").exists():
-        source.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(tarball) as archive:
-            top = archive.getmembers()[0].name.split("/", 1)[0]
-            archive.extractall(out, filter="data")
-        shutil.rmtree(source)
-        (out / top).rename(source)
-    subprocess.run(["cmake", "-S", str(source), "-B", str(out / "build"), *CMAKE_FLAGS], check=True)
-    jobs = str(os.cpu_count() or 2)
-    subprocess.run(
-        ["cmake", "--build", str(out / "build"), "--target", "llama-server", "-j", jobs], check=True
-    )
-    return binary
+    return build_llama_server(tarball, TEST_BUILDS / version)
 
 
 @pytest.fixture(scope="session")

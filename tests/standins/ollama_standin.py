@@ -42,30 +42,15 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
+from llama_build import build_llama_server
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MIRROR = Path(os.environ.get("ANIMAFLOW_MIRROR", ROOT / ".cache" / "mirror"))
 DEFAULT_VERSION = "0.32.15-standin"
 OWN_BUILD = ROOT / ".cache" / "standins" / "build"
 LLAMA_SOURCE = "llamacpp/llama.cpp-b-0c1e570.tar.gz"
 FIXED_MTIME = 1_767_225_600
-# Flags of roles/llamacpp's portable build: static, no OpenSSL/OpenMP, no web UI download.
-CMAKE_FLAGS = [
-    "-DCMAKE_BUILD_TYPE=Release",
-    "-DBUILD_SHARED_LIBS=OFF",
-    "-DGGML_NATIVE=OFF",
-    "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF",
-    "-DLLAMA_BUILD_SERVER=ON",
-    "-DLLAMA_BUILD_UI=OFF",
-    "-DLLAMA_USE_PREBUILT_UI=OFF",
-    "-DLLAMA_OPENSSL=OFF",
-    "-DGGML_OPENMP=OFF",
-    "-DGGML_AVX=ON",
-    "-DGGML_AVX2=ON",
-    "-DGGML_FMA=ON",
-    "-DGGML_F16C=ON",
-    "-DGGML_BMI2=ON",
-]
 
 OLLAMA_SCRIPT = r'''#!/usr/bin/env python3
 """STAND-IN for the ollama binary (tests/standins/ollama_standin.py): NOT Ollama."""
@@ -388,27 +373,13 @@ def find_llama_server(mirror: Path) -> Path:
     for candidate in reversed(cached):
         if needs_only_base_libs(Path(candidate)):
             return Path(candidate)
-    built = OWN_BUILD / "out" / "bin" / "llama-server"
-    if built.exists():
-        return built
     source = mirror / LLAMA_SOURCE
     if not source.exists():
         sys.exit(
             f"no llama-server: neither a CPU build in {cache_dir()}/llamacpp/builds nor {source} (run prepare-mirror.py)"
         )
     print(f"building llama-server from {source} (a few minutes)", file=sys.stderr)
-    OWN_BUILD.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(source) as tar:
-        top = tar.getnames()[0].split("/")[0]
-        tar.extractall(OWN_BUILD, filter="data")
-    subprocess.run(
-        ["cmake", "-S", str(OWN_BUILD / top), "-B", str(OWN_BUILD / "out"), *CMAKE_FLAGS], check=True
-    )
-    jobs = str(os.cpu_count() or 2)
-    subprocess.run(
-        ["cmake", "--build", str(OWN_BUILD / "out"), "--target", "llama-server", "-j", jobs], check=True
-    )
-    return built
+    return build_llama_server(source, OWN_BUILD)
 
 
 def add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
