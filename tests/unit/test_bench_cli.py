@@ -47,8 +47,9 @@ def test_prints_a_table_and_writes_the_results(sse_server, tmp_path: Path) -> No
     assert results["workload"]["ignore_eos"] is False and results["workload"]["concurrency"] == [1, 2]
     assert results["host"]["gpu"] == {"accelerator": "cpu", "vendor": "none"}
     assert results["target"]["backend"] == "llamacpp"
-    # TTFT = 20 ms by schedule; the table shows medians in ms.
-    assert abs(float(lines[1].split()[6]) - 20.0) <= 2.0
+    # TTFT = 20 ms by schedule (TTFR 5 ms): the table shows the TTFT median in ms. Its accuracy is
+    # test_llm_bench_client's job, which allows for a late server; here only the column is checked.
+    assert 19.0 <= float(lines[1].split()[6]) <= 30.0
 
 
 def test_nothing_completed_exits_1_and_shows_the_errors(sse_server) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from module_runner import run_module as run_collection_module
 
 from ansible_collections.animaflow.inference.plugins.module_utils import bench_report
 from ansible_collections.animaflow.inference.plugins.module_utils.bench_report import (
@@ -20,8 +19,6 @@ from ansible_collections.animaflow.inference.plugins.module_utils.bench_report i
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_schema import METRIC_DEFINITIONS
 from ansible_collections.animaflow.inference.plugins.modules import benchmark_report
 
-REPO = Path(__file__).resolve().parents[2]
-MODULE = "ansible_collections.animaflow.inference.plugins.modules.benchmark_report"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -190,17 +187,7 @@ def test_a_level_that_completed_nothing_leaves_a_gap_not_an_error(run_dir: Path)
 
 
 def run_module(tmp_path: Path, args: dict[str, Any], check_mode: bool = False) -> dict[str, Any]:
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check_mode}}))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / ".collections"), *sys.path])}
-    done = subprocess.run(
-        [sys.executable, "-m", MODULE, str(args_file)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_collection_module("benchmark_report", tmp_path, {**args, "_ansible_check_mode": check_mode})
     return json.loads(done.stdout)
 
 

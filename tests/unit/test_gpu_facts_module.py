@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from module_runner import run_module as run_collection_module
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "unit" / "fixtures" / "gpu"
 STANDINS = REPO / "tests" / "standins"
-MODULE = "ansible_collections.animaflow.inference.plugins.modules.gpu_facts"
 GPU_TOOLS = ("nvidia-smi", "rocm-smi", "amd-smi")
 
 
@@ -42,20 +42,8 @@ def run_module(tmp_path: Path, tools: dict[str, str], **args: Any) -> dict[str, 
     args.setdefault("dev_root", str(tmp_path / "dev"))
     args.setdefault("sysfs_root", str(tmp_path / "sys"))
     args.setdefault("rocm_path", str(tmp_path / "rocm"))
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    env = {
-        "PATH": str(bin_dir),
-        "PYTHONPATH": os.pathsep.join([str(REPO / ".collections"), *sys.path]),
-        "HOME": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", MODULE, str(args_file)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_collection_module(
+        "gpu_facts", tmp_path, args, env={"PATH": str(bin_dir), "HOME": str(tmp_path)}
     )
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout)

@@ -3,36 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
+from module_runner import run_module as run_collection_module
 
 from ansible_collections.animaflow.inference.plugins.modules import llm_benchmark
 
 pytest_plugins = ["conftest_bench"]
 
-REPO = Path(__file__).resolve().parents[2]
-MODULE = "ansible_collections.animaflow.inference.plugins.modules.llm_benchmark"
-
 
 def run_module(tmp_path: Path, args: dict[str, Any], check_mode: bool = False) -> dict[str, Any]:
-    args_file = tmp_path / "args.json"
-    module_args = {**args, "_ansible_check_mode": check_mode}
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / ".collections"), *sys.path])}
-    done = subprocess.run(
-        [sys.executable, "-m", MODULE, str(args_file)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_collection_module("llm_benchmark", tmp_path, {**args, "_ansible_check_mode": check_mode})
     return json.loads(done.stdout)
 
 
