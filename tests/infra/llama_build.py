@@ -9,6 +9,10 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
 # The llamacpp role's portable build (static, no OpenSSL/OpenMP, no web UI download), with the x86-64-v3
 # instructions every farm CPU of the last decade has, so the binary also runs in the node containers.
 CMAKE_FLAGS = [
@@ -57,3 +61,10 @@ def build_llama_server(tarball: Path, workdir: Path) -> Path:
         ["cmake", "--build", str(workdir / "build"), "--target", "llama-server", "-j", jobs], check=True
     )
     return binary
+
+
+def known_versions() -> list[str]:
+    """The releases the llamacpp role declares, oldest first. The controller cache also holds test-only
+    builds (molecule/llamacpp's b-broken, which refuses to serve) that must never be picked."""
+    defaults = yaml.safe_load((REPO / "roles/llamacpp/defaults/main.yml").read_text(encoding="utf-8"))
+    return list(defaults["llamacpp_versions"])

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from llama_build import build_llama_server, runs  # tests/infra, put on sys.path by conftest
+from llama_build import build_llama_server, known_versions, runs  # tests/infra, put on sys.path by conftest
 
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench import (
     BenchConfig,
@@ -69,10 +69,8 @@ pytestmark = [pytest.mark.slow]
 
 
 def _known_versions() -> dict[str, dict[str, str]]:
-    """The releases the llamacpp role declares, newest last; the caches also hold test-only builds
-    (molecule/llamacpp's b-broken never serves), which must not be picked."""
     defaults = yaml.safe_load((REPO / "roles/llamacpp/defaults/main.yml").read_text(encoding="utf-8"))
-    return defaults["llamacpp_versions"]
+    return {version: defaults["llamacpp_versions"][version] for version in known_versions()}
 
 
 def _cached_binary() -> Path | None:

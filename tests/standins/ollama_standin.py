@@ -43,7 +43,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infra"))
-from llama_build import build_llama_server
+from llama_build import build_llama_server, known_versions
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MIRROR = Path(os.environ.get("ANIMAFLOW_MIRROR", ROOT / ".cache" / "mirror"))
@@ -368,7 +368,14 @@ def needs_only_base_libs(binary: Path) -> bool:
 def find_llama_server(mirror: Path) -> Path:
     """The llama.cpp role's CPU build from the controller cache, else a build of the mirror's source."""
     cached = sorted(
-        glob.glob(str(cache_dir() / "llamacpp" / "builds" / "*-cpu-*" / "llama-server")), key=os.path.getmtime
+        (
+            path
+            for version in known_versions()
+            for path in glob.glob(
+                str(cache_dir() / "llamacpp" / "builds" / f"{version}-cpu-*" / "llama-server")
+            )
+        ),
+        key=os.path.getmtime,
     )
     for candidate in reversed(cached):
         if needs_only_base_libs(Path(candidate)):
