@@ -341,7 +341,8 @@ def parse_drm_card(
     )
 
 
-def _read(path: str) -> str | None:
+def read_text(path: str) -> str | None:
+    """A file's text, or None when it cannot be read (missing sysfs/procfs entries are normal)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             return handle.read()
@@ -364,8 +365,8 @@ def scan_drm(sysfs_root: str) -> list[Gpu]:
         # The device link points at the PCI function's folder, named after its address.
         bus_id = os.path.basename(os.path.realpath(device))
         gpu = parse_drm_card(
-            _read(os.path.join(device, "vendor")),
-            _read(os.path.join(device, "mem_info_vram_total")),
+            read_text(os.path.join(device, "vendor")),
+            read_text(os.path.join(device, "mem_info_vram_total")),
             bus_id,
             len(gpus),
         )

@@ -28,6 +28,7 @@ from ansible_collections.animaflow.inference.plugins.module_utils.gpu_parsers im
     parse_rocm_smi_json,
     parse_rocm_version,
     parse_vulkaninfo_summary,
+    read_text,
     scan_drm,
 )
 
@@ -273,14 +274,6 @@ class Tools:
         return f"{name} exited {rc}" + (f": {message[:160]}" if message else "")
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
 def probe_nvidia(tools: Tools, probe: GpuProbe) -> None:
     path = tools.find("nvidia-smi")
     if not path:
@@ -333,7 +326,7 @@ def probe_amd(tools: Tools, probe: GpuProbe, sysfs_root: str) -> None:
             errors.append(tools.describe("rocm-smi", rc, out, err))
     if probe.amd_gpus and not probe.amd_driver_version:
         # rocm-smi's product query has no driver version; the DKMS amdgpu module exposes it.
-        version = _read(os.path.join(sysfs_root, "module", "amdgpu", "version"))
+        version = read_text(os.path.join(sysfs_root, "module", "amdgpu", "version"))
         probe.amd_driver_version = version.strip() if version and version.strip() else None
     if errors and not probe.amd_gpus:
         probe.amd_error = "; ".join(errors)
@@ -376,7 +369,7 @@ def gather(params: dict[str, Any], tools: Tools) -> dict[str, Any]:
         probe_amd(tools, probe, params["sysfs_root"])
     probe_pci(tools, probe, params["sysfs_root"])
     probe.kfd_present = os.path.exists(os.path.join(params["dev_root"], "kfd"))
-    rocm_version = _read(os.path.join(params["rocm_path"], ".info", "version"))
+    rocm_version = read_text(os.path.join(params["rocm_path"], ".info", "version"))
     probe.rocm_version = parse_rocm_version(rocm_version) if rocm_version else None
     needs_vulkan = (probe.amd_gpus and not probe.kfd_present) or (
         not probe.nvidia_gpus and not probe.amd_gpus and (probe.pci_gpus or probe.drm_gpus)
@@ -386,8 +379,8 @@ def gather(params: dict[str, Any], tools: Tools) -> dict[str, Any]:
     gpu = decide_gpu_facts(probe)
 
     sources = list(probe.sources)
-    cpuinfo = _read(os.path.join(params["proc_root"], "cpuinfo"))
-    meminfo = _read(os.path.join(params["proc_root"], "meminfo"))
+    cpuinfo = read_text(os.path.join(params["proc_root"], "cpuinfo"))
+    meminfo = read_text(os.path.join(params["proc_root"], "meminfo"))
     cpu = parse_cpuinfo(cpuinfo or "", platform.machine() or None)
     cpu.update(parse_meminfo(meminfo or ""))
     for name, text in (("cpuinfo", cpuinfo), ("meminfo", meminfo)):
