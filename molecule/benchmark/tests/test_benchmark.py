@@ -36,7 +36,7 @@ def test_results_were_fetched_with_schema_1_and_no_failure(host):
 
 
 def test_the_results_file_stays_on_the_node_too(host):
-    assert host.file("/var/lib/animaflow/benchmarks/molecule/llamacpp.json").exists
+    assert host.file(f"/var/lib/animaflow/benchmarks/molecule/{name(host)}-llamacpp.json").exists
 
 
 def test_report_has_a_row_per_node_and_level():
