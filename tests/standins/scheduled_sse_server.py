@@ -16,7 +16,9 @@
 # do not say so, as llama-server does.
 # GET /_seen returns what the requests asked for (prompts, max_tokens, ignore_eos, stream_options)
 # and when the first and last content chunks were really written (ms after the request was read;
-# role_at, first_content_at, last_content_at and done_at also as time.perf_counter()).
+# role_at, first_content_at, last_content_at and done_at also as time.perf_counter(), taken after
+# the write; role_from, first_content_from, last_content_from and done_from are taken just before it,
+# so the bytes left between *_from and *_at even when the process was preempted around the write).
 # It prints "listening http://127.0.0.1:PORT" once bound. Loopback only; standard library only.
 from __future__ import annotations
 
@@ -118,17 +120,19 @@ class ScheduledServer:
             event = f"data: {json.dumps(data)}\n\n".encode()
             return f"{len(event):x}\r\n".encode() + event + b"\r\n"
 
-        async def at(offset_s: float, data: bytes) -> None:
+        async def at(offset_s: float, data: bytes) -> float:
             # Absolute deadlines from the arrival, so one late wake-up does not shift the rest.
             await asyncio.sleep(max(0.0, received + offset_s - loop.time()))
+            started = time.perf_counter()
             writer.write(data)
             await writer.drain()
+            return started
 
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"
         )
-        await at(
+        entry["role_from"] = await at(
             options.ttfr_ms / 1000.0, chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
         )
         entry["role_at"] = time.perf_counter()
@@ -138,7 +142,7 @@ class ScheduledServer:
         for k in range(chunks):
             count = min(per_chunk, tokens - k * per_chunk)
             text = "tok " * count
-            await at(
+            written_from = await at(
                 ttft_s + k * options.interval_ms / 1000.0, chunk([{"index": 0, "delta": {"content": text}}])
             )
             # When the write really happened: a loaded machine wakes the server late, and the
@@ -147,9 +151,11 @@ class ScheduledServer:
             # perf_counter is CLOCK_MONOTONIC, shared by every process on Linux: a client on this
             # machine can subtract its own stamps from these.
             entry["first_content_at" if k == 0 else "last_content_at"] = time.perf_counter()
+            entry["first_content_from" if k == 0 else "last_content_from"] = written_from
             if k == 0 and options.drop_every > 0 and arrival % options.drop_every == 0:
                 writer.transport.abort()
                 return False
+        entry["done_from"] = time.perf_counter()
         writer.write(chunk([{"index": 0, "delta": {}, "finish_reason": "length"}]))
         if not options.no_usage:
             usage = {"prompt_tokens": len(self.seen[-1]["prompt"].split()), "completion_tokens": tokens}
