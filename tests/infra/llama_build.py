@@ -3,13 +3,12 @@ the llamacpp role's controller cache has no build yet (test_bench_real_server, t
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
 import tarfile
 from pathlib import Path
-
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,7 +63,16 @@ def build_llama_server(tarball: Path, workdir: Path) -> Path:
 
 
 def known_versions() -> list[str]:
-    """The releases the llamacpp role declares, oldest first. The controller cache also holds test-only
-    builds (molecule/llamacpp's b-broken, which refuses to serve) that must never be picked."""
-    defaults = yaml.safe_load((REPO / "roles/llamacpp/defaults/main.yml").read_text(encoding="utf-8"))
-    return list(defaults["llamacpp_versions"])
+    """The llama.cpp releases the test mirror carries (tests/infra/prepare-mirror.py), oldest first. The
+    controller cache also holds test-only builds (molecule/llamacpp's b-broken, which refuses to serve)
+    that must never be picked."""
+    spec = importlib.util.spec_from_file_location("prepare_mirror", REPO / "tests/infra/prepare-mirror.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [tag for tag, _commit in module.VENDORED.values()]
+
+
+def mirror_tarball(version: str) -> Path:
+    """Where prepare-mirror.py puts a release's source in the mirror."""
+    return Path(os.environ.get("ANIMAFLOW_MIRROR", REPO / ".cache" / "mirror")) / "llamacpp" / f"llama.cpp-{version}.tar.gz"

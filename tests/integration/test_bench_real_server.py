@@ -34,8 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from llama_build import build_llama_server, known_versions, runs  # tests/infra, put on sys.path by conftest
+from llama_build import build_llama_server, known_versions, mirror_tarball, runs  # tests/infra, put on sys.path by conftest
 
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench import (
     BenchConfig,
@@ -68,11 +67,6 @@ FLOOR_MS = 0.5
 pytestmark = [pytest.mark.slow]
 
 
-def _known_versions() -> dict[str, dict[str, str]]:
-    defaults = yaml.safe_load((REPO / "roles/llamacpp/defaults/main.yml").read_text(encoding="utf-8"))
-    return {version: defaults["llamacpp_versions"][version] for version in known_versions()}
-
-
 def _cached_binary() -> Path | None:
     roots = [
         os.environ.get("ANIMAFLOW_CACHE_DIR"),
@@ -80,7 +74,7 @@ def _cached_binary() -> Path | None:
         Path.home() / ".cache/animaflow",
     ]
     for root in filter(None, roots):
-        for version in reversed(list(_known_versions())):
+        for version in reversed(known_versions()):
             for binary in sorted(Path(root).glob(f"llamacpp/builds/{version}-*/llama-server")):
                 if runs(binary):
                     return binary
@@ -88,8 +82,8 @@ def _cached_binary() -> Path | None:
 
 
 def _build_from_mirror() -> Path:
-    version, release = list(_known_versions().items())[-1]
-    tarball = MIRROR / "llamacpp" / release["file"]
+    version = known_versions()[-1]
+    tarball = mirror_tarball(version)
     if not tarball.exists() or shutil.which("cmake") is None:
         pytest.skip("no llama-server in the controller cache, and no mirror tarball or cmake to build one")
     return build_llama_server(tarball, TEST_BUILDS / version)

@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MIRROR = Path(os.environ.get("ANIMAFLOW_MIRROR", ROOT / ".cache" / "mirror"))
 DEFAULT_VERSION = "0.32.15-standin"
 OWN_BUILD = ROOT / ".cache" / "standins" / "build"
-LLAMA_SOURCE = "llamacpp/llama.cpp-b-0c1e570.tar.gz"
+LLAMA_SOURCE = "llamacpp/llama.cpp-b11312.tar.gz"
 FIXED_MTIME = 1_767_225_600
 
 OLLAMA_SCRIPT = r'''#!/usr/bin/env python3

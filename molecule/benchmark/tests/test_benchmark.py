@@ -23,7 +23,7 @@ def test_results_were_fetched_with_schema_1_and_no_failure(host):
     data = results(host)
     assert data["schema_version"] == 1
     assert data["target"]["backend"] == "llamacpp" and data["target"]["model"] == "tiny"
-    assert data["target"]["version"] == "b-e3546c7"
+    assert data["target"]["version"] == "b9976"
     assert data["token_source"] == "usage"
     assert [level["concurrency"] for level in data["levels"]] == [1, 2]
     for level in data["levels"]:
@@ -44,7 +44,7 @@ def test_report_has_a_row_per_node_and_level():
     assert report.startswith("# Benchmark molecule\n")
     assert "| Node | Backend | Version | Conc. | OK | Failed | Output tok/s |" in report
     for node in ("benchmark-node-1", "benchmark-node-2"):
-        rows = [line for line in report.splitlines() if line.startswith(f"| {node} | llamacpp | b-e3546c7 |")]
+        rows = [line for line in report.splitlines() if line.startswith(f"| {node} | llamacpp | b9976 |")]
         assert [row.split(" | ")[3:6] for row in rows] == [["1", "4", "0"], ["2", "4", "0"]], rows
         assert f"| {node} | llamacpp | tiny | " in report  # the goodput table
 

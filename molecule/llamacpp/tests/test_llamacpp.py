@@ -1,5 +1,5 @@
 """Verify llama.cpp on the two molecule nodes: from the host through the OpenAI API (httpx) and inside
-each node (testinfra). Runs after converge (b-e3546c7) and again after side_effect.yml (b-0c1e570)."""
+each node (testinfra). Runs after converge (b9976) and again after side_effect.yml (b11312)."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import pytest
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 API_KEY = "molecule-llamacpp-key"
 ADDRESSES = {"llamacpp-node-1": "127.0.0.11", "llamacpp-node-2": "127.0.0.12"}
-EXPECTED = "b-0c1e570" if (EPHEMERAL / "lifecycle-done").exists() else "b-e3546c7"
+EXPECTED = "b11312" if (EPHEMERAL / "lifecycle-done").exists() else "b9976"
 UNIT = "animaflow-llamacpp.service"
 
 
