@@ -15,7 +15,7 @@ import random
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_client import (
@@ -169,7 +169,7 @@ async def run_level(
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 async def run_benchmark(config: BenchConfig) -> dict[str, Any]:

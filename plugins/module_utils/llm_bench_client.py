@@ -23,6 +23,10 @@ from urllib.parse import urlsplit
 _MAX_ERROR_BODY = 4096
 # Status line and headers; a server sending more is not an OpenAI-compatible server.
 _MAX_HEADER_LINES = 100
+# What asyncio.wait_for raises when time runs out: asyncio.TimeoutError, which only Python 3.11 made
+# the builtin TimeoutError. Ubuntu 22.04 nodes run 3.10, where catching the builtin alone lets a
+# timed-out request abort the whole benchmark.
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError)
 
 
 class ProtocolError(Exception):
@@ -333,7 +337,7 @@ async def send_request(
             # Opening a connection is outside the clock: with keep-alive only a worker's first
             # request opens one, and its handshake is not the server's latency.
             conn = await asyncio.wait_for(pool.acquire(fresh=fresh), timeout_s)
-        except TimeoutError:
+        except _TIMEOUTS:
             record.error, record.error_detail = "timeout", f"no connection within {timeout_s} s"
             return record
         except OSError as error:
@@ -345,7 +349,7 @@ async def send_request(
             conn.reusable = False
             pool.stale_retries += 1
             continue  # record.sent is stamped again by the new attempt
-        except TimeoutError:
+        except _TIMEOUTS:
             conn.reusable = False
             record.error, record.error_detail = "timeout", f"not finished within {timeout_s} s"
         except ProtocolError as error:

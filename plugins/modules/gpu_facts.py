@@ -27,7 +27,7 @@ from ansible_collections.animaflow.inference.plugins.module_utils.gpu_parsers im
     parse_nvidia_smi_csv,
     parse_rocm_smi_json,
     parse_rocm_version,
-    parse_vulkaninfo_summary,
+    parse_vulkaninfo_devices,
     read_text,
     scan_drm,
 )
@@ -81,6 +81,13 @@ attributes:
 notes:
   - Only NVIDIA (PCI vendor 10de) and AMD (1002) devices count as GPUs; BMC video chips
     (ASPEED, Matrox) and NVSwitch bridges are ignored.
+  - Every GPU any source saw is listed in RV(ansible_facts.animaflow_gpu.all_gpus), both vendors
+    on a mixed node. The accelerator is chosen from the usable discrete GPUs - CUDA first, then
+    ROCm, then Vulkan - and RV(ansible_facts.animaflow_gpu.accelerator_reason) says why.
+  - An AMD APU's integrated GPU is recognised by its LLVM target (e.g. C(gfx1036), C(gfx1103),
+    C(gfx1151)), its PCI device id, or Vulkan's C(INTEGRATED_GPU) device type, never by its memory
+    size (a firmware carve-out, 512 MiB on a Ryzen desktop and up to 96 GiB on Strix Halo). It is
+    used only when no discrete GPU is usable.
   - Without C(vulkaninfo), an AMD GPU that ROCm cannot use is taken as Vulkan-capable (amdgpu
     plus Mesa RADV); an NVIDIA GPU whose driver does not answer is not.
 """
@@ -115,6 +122,10 @@ ansible_facts:
             visible but only Vulkan can drive it, C(cpu) otherwise.
           type: str
           sample: cuda
+        accelerator_reason:
+          description: Why that accelerator, on which GPUs, and which GPUs were left out.
+          type: str
+          sample: "rocm: amd-smi listed 1 x AMD Radeon RX 7900 XTX and /dev/kfd exists; integrated GPUs left out: 1 x AMD Radeon Graphics"
         vendor:
           description: C(nvidia), C(amd) or C(none).
           type: str
@@ -145,7 +156,15 @@ ansible_facts:
           elements: str
           sample: [nvidia-smi, lspci]
         gpus:
-          description: One entry per GPU.
+          description:
+            - One entry per GPU the accelerator runs on (with C(cpu), the GPUs that were seen but
+              could not be used). RV(ansible_facts.animaflow_gpu.count) and
+              RV(ansible_facts.animaflow_gpu.total_memory_mib) count these.
+            - Each entry has the keys of RV(ansible_facts.animaflow_gpu.all_gpus).
+          type: list
+          elements: dict
+        all_gpus:
+          description: Every NVIDIA and AMD GPU found, used or not, vendor tools' entries first.
           type: list
           elements: dict
           contains:
@@ -179,6 +198,26 @@ ansible_facts:
               description: PCI address as C(dddd:bb:dd.f), lower case.
               type: str
               sample: "0000:18:00.0"
+            pci_id:
+              description: PCI vendor and device id as C(vvvv:dddd), when a source gave it.
+              type: str
+              sample: "1002:744c"
+            integrated:
+              description: True for an APU's integrated GPU (its memory is shared with the CPU).
+              type: bool
+            integrated_evidence:
+              description: What showed it is integrated; null for discrete GPUs.
+              type: str
+              sample: gfx1036 is an APU target
+            used:
+              description: >-
+                True when it is one of RV(ansible_facts.animaflow_gpu.gpus) and the accelerator
+                is not C(cpu).
+              type: bool
+            reason:
+              description: What it is used for, or why it is not.
+              type: str
+              sample: "not used: integrated GPU (gfx1036 is an APU target); discrete GPUs are used"
     animaflow_cpu:
       description: CPU and RAM facts.
       returned: always
@@ -309,7 +348,7 @@ def probe_amd(tools: Tools, probe: GpuProbe, sysfs_root: str) -> None:
         rc, out, err = tools.run([path, "static", "--json"])
         gpus = parse_amd_smi_static(out) if rc == 0 else []
         if gpus:
-            probe.amd_gpus = gpus
+            probe.amd_gpus, probe.amd_tool = gpus, "amd-smi"
             probe.amd_driver_version = amd_smi_driver_version(out)
             probe.sources.append("amd-smi")
         else:
@@ -320,7 +359,7 @@ def probe_amd(tools: Tools, probe: GpuProbe, sysfs_root: str) -> None:
         # rocm-smi exits 0 after printing 'ERROR:root:Driver not initialized': the parse decides.
         gpus = parse_rocm_smi_json(out)
         if gpus:
-            probe.amd_gpus = gpus
+            probe.amd_gpus, probe.amd_tool = gpus, "rocm-smi"
             probe.sources.append("rocm-smi")
         else:
             errors.append(tools.describe("rocm-smi", rc, out, err))
@@ -353,7 +392,8 @@ def probe_vulkan(tools: Tools, probe: GpuProbe) -> None:
         return
     rc, out, err = tools.run([path, "--summary"])
     if rc == 0:
-        probe.vulkan_devices = parse_vulkaninfo_summary(out)
+        probe.vulkan_hardware = parse_vulkaninfo_devices(out)
+        probe.vulkan_devices = [str(device["name"]) for device in probe.vulkan_hardware]
         probe.sources.append("vulkaninfo")
     else:
         # Installed but failing (no ICD, no device): Vulkan is not usable either.
@@ -365,14 +405,15 @@ def gather(params: dict[str, Any], tools: Tools) -> dict[str, Any]:
     """The module's result without 'changed': ansible_facts, sources, warnings."""
     probe = GpuProbe()
     probe_nvidia(tools, probe)
-    if not probe.nvidia_gpus:
-        probe_amd(tools, probe, params["sysfs_root"])
+    # Asked on NVIDIA nodes too: a node can hold both vendors' GPUs, and all_gpus lists every one.
+    probe_amd(tools, probe, params["sysfs_root"])
     probe_pci(tools, probe, params["sysfs_root"])
     probe.kfd_present = os.path.exists(os.path.join(params["dev_root"], "kfd"))
     rocm_version = read_text(os.path.join(params["rocm_path"], ".info", "version"))
     probe.rocm_version = parse_rocm_version(rocm_version) if rocm_version else None
-    needs_vulkan = (probe.amd_gpus and not probe.kfd_present) or (
-        not probe.nvidia_gpus and not probe.amd_gpus and (probe.pci_gpus or probe.drm_gpus)
+    needs_vulkan = not probe.nvidia_gpus and (
+        (probe.amd_gpus and not probe.kfd_present)
+        or (not probe.amd_gpus and (probe.pci_gpus or probe.drm_gpus))
     )
     if needs_vulkan:
         probe_vulkan(tools, probe)

@@ -41,7 +41,7 @@ description:
 author:
   - AnimaFlow Inference contributors
 requirements:
-  - Python 3.11 or newer on the node (Debian 12 and later); no other packages.
+  - Python 3.10 or newer on the node (Ubuntu 22.04, Debian 12 and later); no other packages.
 options:
   base_url:
     description: The server's root URL; a trailing C(/v1) is accepted.

@@ -75,4 +75,8 @@ def known_versions() -> list[str]:
 
 def mirror_tarball(version: str) -> Path:
     """Where prepare-mirror.py puts a release's source in the mirror."""
-    return Path(os.environ.get("ANIMAFLOW_MIRROR", REPO / ".cache" / "mirror")) / "llamacpp" / f"llama.cpp-{version}.tar.gz"
+    return (
+        Path(os.environ.get("ANIMAFLOW_MIRROR", REPO / ".cache" / "mirror"))
+        / "llamacpp"
+        / f"llama.cpp-{version}.tar.gz"
+    )

@@ -105,8 +105,8 @@ def build_vocab() -> tuple[list[str], list[int], list[str]]:
     return tokens, types, [f"{a} {b}" for a, b in merges]
 
 
-def write(path: Path) -> None:
-    rng = np.random.default_rng(SEED)
+def write(path: Path, seed: int = SEED) -> None:
+    rng = np.random.default_rng(seed)
     tokens, types, merges = build_vocab()
     n_vocab = len(tokens)
 
@@ -172,10 +172,12 @@ def write(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path)
+    # Another seed gives another model of the same shape: tests that give nodes different models.
+    parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_suffix(".tmp")
-    write(tmp)
+    write(tmp, args.seed)
     tmp.replace(args.output)
     print(f"{args.output} {args.output.stat().st_size} bytes")
     return 0

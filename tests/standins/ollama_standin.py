@@ -25,7 +25,8 @@ started on a free loopback port with the most recently created model.
     python tests/standins/ollama_standin.py [--mirror DIR] [--version V] [--llama-server PATH]
 
 writes DIR/ollama/v<V>/ollama-linux-amd64.tar.zst and DIR/ollama/v<V>/sha256sum.txt (the format
-upstream publishes). Reproducible for a given llama-server binary.
+upstream publishes). Reproducible for a given llama-server binary. With --upstream, DIR is a copy of the
+forge instead (ollama_base_url): DIR/ollama/ollama/releases/download/v<V>/, upstream's release layout.
 """
 
 from __future__ import annotations
@@ -402,8 +403,8 @@ def add_dir(tar: tarfile.TarFile, name: str) -> None:
     tar.addfile(info)
 
 
-def build(mirror: Path, version: str, llama_server: Path) -> Path:
-    out_dir = mirror / "ollama" / f"v{version}"
+def build(mirror: Path, version: str, llama_server: Path, upstream: bool = False) -> Path:
+    out_dir = mirror / ("ollama/ollama/releases/download" if upstream else "ollama") / f"v{version}"
     out_dir.mkdir(parents=True, exist_ok=True)
     archive = out_dir / "ollama-linux-amd64.tar.zst"
     note = (
@@ -434,12 +435,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--llama-server", type=Path, help="llama-server binary to bundle (default: found or built)"
     )
+    parser.add_argument(
+        "--upstream",
+        action="store_true",
+        help="write in the forge's release layout (DIR/ollama/ollama/releases/download/v<V>/), not the mirror's",
+    )
     args = parser.parse_args(argv)
     if shutil.which("zstd") is None:
         sys.exit("zstd is needed on the controller to write .tar.zst (apt-get install zstd)")
     mirror = args.mirror.resolve()
     llama_server = args.llama_server or find_llama_server(mirror)
-    archive = build(mirror, args.version, llama_server)
+    archive = build(mirror, args.version, llama_server, args.upstream)
     print(f"{archive} ({archive.stat().st_size} bytes, llama-server from {llama_server})")
     print((archive.parent / "sha256sum.txt").read_text(), end="")
     return 0

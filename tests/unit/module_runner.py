@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,3 +33,65 @@ def run_module(
         timeout=120,
         check=False,
     )
+
+
+# The oldest Python among the node OSes roles/node accepts (Ubuntu 22.04 ships 3.10);
+# tests/integration/test_lint.py derives the same version from animaflow_supported_os.
+OLDEST_NODE_PYTHON = "3.10"
+
+
+def node_python(version: str = OLDEST_NODE_PYTHON) -> str | None:
+    """An interpreter of that version on this machine (a pyenv build, else python3.X on PATH)
+    that really runs: a pyenv shim on PATH answers 'command not found' for versions not selected."""
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [str(path) for path in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"))]
+    candidates += [found] if (found := shutil.which(f"python{version}")) else []
+    for candidate in candidates:
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None
+
+
+def run_through_ansible(
+    name: str, args: dict[str, Any], python: str | None = None, timeout: int = 300
+) -> dict[str, Any]:
+    """Runs animaflow.inference.<name> on localhost as a play would: ansible builds the module's
+    AnsiballZ payload and runs it with `python` (the node's interpreter), or this Python.
+    Returns the task result (with failed: true when the module failed)."""
+    ansible = Path(sys.executable).with_name("ansible")
+    command = [
+        str(ansible if ansible.exists() else "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-m",
+        f"animaflow.inference.{name}",
+        # An empty '-a {}' would reach the module as a raw parameter.
+        *(["-a", json.dumps(args)] if args else []),
+        "-e",
+        f"ansible_python_interpreter={python or sys.executable}",
+    ]
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        # Ad-hoc runs use the stdout callback only when told to load callbacks.
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+    }
+    done = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    try:
+        return json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (ValueError, LookupError) as error:
+        raise AssertionError(
+            f"ansible gave no task result ({error}):\n{done.stdout}\n{done.stderr}"
+        ) from error

@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from module_runner import OLDEST_NODE_PYTHON, node_python, run_through_ansible
 from module_runner import run_module as run_collection_module
+
+from ansible_collections.animaflow.inference.plugins.modules import gpu_facts
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "unit" / "fixtures" / "gpu"
@@ -23,6 +26,15 @@ GPU_TOOLS = ("nvidia-smi", "rocm-smi", "amd-smi")
 
 def prints(fixture: str, rc: int = 0) -> str:
     return f"#!/bin/sh\n/bin/cat '{FIXTURES / fixture}'\nexit {rc}\n"
+
+
+def nvidia_smi(query: str, banner: str) -> str:
+    """A fake nvidia-smi: the query rows for --query-gpu, the banner table otherwise."""
+    return (
+        '#!/bin/sh\ncase "$1" in\n'
+        f"  --query-gpu=*) /bin/cat '{FIXTURES / query}' ;;\n"
+        f"  *) /bin/cat '{FIXTURES / banner}' ;;\nesac\n"
+    )
 
 
 def run_module(tmp_path: Path, tools: dict[str, str], **args: Any) -> dict[str, Any]:
@@ -189,6 +201,73 @@ def test_radeon_without_rocm_tools_is_vulkan_with_sysfs_memory(tmp_path):
     assert gpu["sources"] == ["lspci", "sysfs", "vulkaninfo"]
 
 
+def test_mixed_nvidia_and_amd_node_lists_every_gpu(tmp_path):
+    """Before: rocm-smi was never asked once nvidia-smi answered, so the Radeon was missing."""
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "kfd").touch()
+    result = run_module(
+        tmp_path,
+        {
+            "nvidia-smi": nvidia_smi("nvidia_smi_query_rtx4090_mixed.txt", "nvidia_smi_banner_rtx4090.txt"),
+            "rocm-smi": prints("rocm_smi_rx7900xtx.json"),
+            "lspci": prints("lspci_mixed_rx7900xtx_rtx4090.txt"),
+        },
+    )
+    gpu = result["ansible_facts"]["animaflow_gpu"]
+    assert (gpu["accelerator"], gpu["vendor"], gpu["count"], gpu["total_memory_mib"]) == (
+        "cuda",
+        "nvidia",
+        1,
+        24564,
+    )
+    assert (gpu["driver_version"], gpu["cuda_version"]) == ("550.120", "12.4")
+    assert [gpu_["compute_capability"] for gpu_ in gpu["gpus"]] == ["8.9"]
+    assert [(entry["vendor"], entry["name"], entry["used"]) for entry in gpu["all_gpus"]] == [
+        ("nvidia", "NVIDIA GeForce RTX 4090", True),
+        ("amd", "Radeon RX 7900 XTX", False),
+    ]
+    assert gpu["sources"] == ["nvidia-smi", "rocm-smi", "lspci"]
+    assert "the AMD GPUs are not used" in gpu["accelerator_reason"]
+    assert result["warning_texts"] == []
+
+
+def test_apu_desktop_with_a_discrete_radeon_uses_the_radeon(tmp_path):
+    """Before: the Raphael iGPU counted as a second ROCm GPU (count 2, gfx1036 among the targets)."""
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "kfd").touch()
+    result = run_module(
+        tmp_path,
+        {
+            "amd-smi": prints("amd_smi_static_raphael_rx7900xtx.json"),
+            "lspci": prints("lspci_raphael_rx7900xtx.txt"),
+        },
+    )
+    gpu = result["ansible_facts"]["animaflow_gpu"]
+    assert (gpu["accelerator"], gpu["count"], gpu["total_memory_mib"]) == ("rocm", 1, 24560)
+    assert [entry["gfx_target"] for entry in gpu["gpus"]] == ["gfx1100"]
+    assert [(entry["gfx_target"], entry["integrated"], entry["used"]) for entry in gpu["all_gpus"]] == [
+        ("gfx1100", False, True),
+        ("gfx1036", True, False),
+    ]
+    assert "integrated GPUs left out: 1 x AMD Radeon Graphics" in gpu["accelerator_reason"]
+
+
+def test_apu_laptop_without_rocm_runs_vulkan_on_its_integrated_gpu(tmp_path):
+    result = run_module(
+        tmp_path,
+        {
+            "lspci": prints("lspci_phoenix_7840u.txt"),
+            "vulkaninfo": prints("vulkaninfo_summary_phoenix_7840u.txt"),
+        },
+    )
+    gpu = result["ansible_facts"]["animaflow_gpu"]
+    assert (gpu["accelerator"], gpu["vendor"], gpu["count"]) == ("vulkan", "amd", 1)
+    (apu,) = gpu["all_gpus"]
+    assert (apu["name"], apu["integrated"], apu["used"]) == ("Phoenix1", True, True)
+    assert "only integrated GPUs are usable" in gpu["accelerator_reason"]
+    assert gpu["sources"] == ["lspci", "vulkaninfo"]
+
+
 def test_cpu_facts_come_from_proc_root(tmp_path):
     proc = tmp_path / "proc"
     proc.mkdir()
@@ -221,24 +300,18 @@ def test_unreadable_proc_is_a_warning_not_a_failure(tmp_path):
     assert any("could not read" in warning for warning in result["warning_texts"])
 
 
-def test_for_real_on_this_machine_through_ansible():
-    ansible = Path(sys.executable).with_name("ansible")
-    if not ansible.exists():
-        ansible = Path(shutil.which("ansible") or "ansible")
-    if not ansible.exists():
-        pytest.skip("ansible is not installed next to this Python")
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    done = subprocess.run(
-        [str(ansible), "localhost", "-m", "animaflow.inference.gpu_facts", "-o"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads(done.stdout.split("=>", 1)[1])
+@pytest.mark.parametrize("interpreter", ["controller", "oldest-node"])
+def test_for_real_on_this_machine_through_ansible(interpreter):
+    """As a play runs it: AnsiballZ on this Python, and on the oldest node OS's (Ubuntu 22.04: 3.10)."""
+    python = sys.executable
+    if interpreter == "oldest-node":
+        python = node_python()
+        if python is None:
+            pytest.skip(
+                f"no Python {OLDEST_NODE_PYTHON} on this machine (python{OLDEST_NODE_PYTHON} or pyenv)"
+            )
+    result = run_through_ansible("gpu_facts", {}, python=python)
+    assert not result.get("failed"), json.dumps(result, indent=1)[:3000]
     gpu = result["ansible_facts"]["animaflow_gpu"]
     cpu = result["ansible_facts"]["animaflow_cpu"]
     assert cpu["logical_cpus"] == os.cpu_count()
@@ -249,3 +322,19 @@ def test_for_real_on_this_machine_through_ansible():
         assert (gpu["accelerator"], gpu["vendor"], gpu["count"]) == ("cpu", "none", 0)
     else:
         assert gpu["accelerator"] in ("cuda", "rocm", "vulkan", "cpu")
+
+
+def test_documented_facts_are_the_returned_facts(tmp_path):
+    """RETURN lists every key animaflow_gpu and its GPU entries carry, and nothing else."""
+    documented = yaml.safe_load(gpu_facts.RETURN)["ansible_facts"]["contains"]["animaflow_gpu"]["contains"]
+    result = run_module(
+        tmp_path,
+        {
+            "amd-smi": prints("amd_smi_static_raphael_rx7900xtx.json"),
+            "lspci": prints("lspci_raphael_rx7900xtx.txt"),
+        },
+    )
+    gpu = result["ansible_facts"]["animaflow_gpu"]
+    assert set(documented) == set(gpu)
+    for entry in (*gpu["gpus"], *gpu["all_gpus"]):
+        assert set(documented["all_gpus"]["contains"]) == set(entry)

@@ -10,6 +10,7 @@ from ansible_collections.animaflow.inference.plugins.module_utils.gpu_parsers im
     GpuProbe,
     amd_smi_driver_version,
     decide_gpu_facts,
+    integration_evidence,
     new_gpu,
     normalize_bus_id,
     nvidia_driver_version,
@@ -19,7 +20,9 @@ from ansible_collections.animaflow.inference.plugins.module_utils.gpu_parsers im
     parse_nvidia_smi_csv,
     parse_rocm_smi_json,
     parse_rocm_version,
+    parse_vulkaninfo_devices,
     parse_vulkaninfo_summary,
+    pci_id,
     scan_drm,
 )
 
@@ -41,6 +44,11 @@ def test_h100_query_gives_eight_complete_gpus(fixture_text):
         "compute_capability": "9.0",
         "gfx_target": None,
         "pci_bus_id": "0000:18:00.0",
+        "pci_id": None,
+        "integrated": False,
+        "integrated_evidence": None,
+        "used": False,
+        "reason": None,
     }
     assert [gpu["pci_bus_id"] for gpu in gpus] == [f"0000:{bus}:00.0" for bus in H100_BUS]
     assert nvidia_driver_version(fixture_text("nvidia_smi_query_h100x8.txt")) == "550.54.15"
@@ -119,8 +127,8 @@ def test_banner_gives_cuda_and_driver_versions(fixture_text):
 def test_rocm_smi_mi300x(fixture_text):
     gpus = parse_rocm_smi_json(fixture_text("rocm_smi_mi300x_x2.json"))
     assert gpus == [
-        new_gpu(0, "amd", "AMD Instinct MI300X", None, 196608, None, "gfx942", "0000:0c:00.0"),
-        new_gpu(1, "amd", "AMD Instinct MI300X", None, 196608, None, "gfx942", "0000:22:00.0"),
+        new_gpu(0, "amd", "AMD Instinct MI300X", None, 196608, None, "gfx942", "0000:0c:00.0", "1002:74a1"),
+        new_gpu(1, "amd", "AMD Instinct MI300X", None, 196608, None, "gfx942", "0000:22:00.0", "1002:74a1"),
     ]
 
 
@@ -162,8 +170,8 @@ def test_rocm_smi_driver_not_initialized(fixture_text):
 def test_amd_smi_both_shapes(fixture_text, name):
     gpus = parse_amd_smi_static(fixture_text(name))
     assert gpus == [
-        new_gpu(0, "amd", "AMD Instinct MI300X", None, 196592, None, "gfx942", "0000:0c:00.0"),
-        new_gpu(1, "amd", "AMD Instinct MI300X", None, 196592, None, "gfx942", "0000:22:00.0"),
+        new_gpu(0, "amd", "AMD Instinct MI300X", None, 196592, None, "gfx942", "0000:0c:00.0", "1002:74a1"),
+        new_gpu(1, "amd", "AMD Instinct MI300X", None, 196592, None, "gfx942", "0000:22:00.0", "1002:74a1"),
     ]
 
 
@@ -282,8 +290,9 @@ def test_working_nvidia_is_cuda(fixture_text):
         sources=["nvidia-smi", "lspci"],
     )
     facts = decide_gpu_facts(probe)
-    assert {key: facts[key] for key in facts if key != "gpus"} == {
+    assert {key: facts[key] for key in facts if key not in ("gpus", "all_gpus")} == {
         "accelerator": "cuda",
+        "accelerator_reason": "cuda: nvidia-smi answered for 8 x NVIDIA H100 80GB HBM3",
         "vendor": "nvidia",
         "count": 8,
         "total_memory_mib": 8 * 81559,
@@ -301,7 +310,12 @@ def test_gpu_missing_from_nvidia_smi_is_warned(fixture_text):
         nvidia_gpus=parse_nvidia_smi_csv(fixture_text("nvidia_smi_query_h100x8.txt"))[:7],
         pci_gpus=parse_lspci(fixture_text("lspci_dgx_h100.txt")),
     )
-    assert decide_gpu_facts(probe)["count"] == 7
+    facts = decide_gpu_facts(probe)
+    assert facts["count"] == 7
+    # The eighth is still reported, with the reason it is not used.
+    assert [gpu["used"] for gpu in facts["all_gpus"]] == [True] * 7 + [False]
+    assert facts["all_gpus"][7]["reason"] == "not used: listed by lspci/sysfs but not by nvidia-smi"
+    assert facts["all_gpus"][7]["pci_bus_id"] == "0000:db:00.0"
     assert probe.warnings == [
         "lspci lists 8 NVIDIA GPUs but nvidia-smi reports 7: some may have fallen off the bus"
     ]
@@ -315,6 +329,11 @@ def test_broken_nvidia_driver_is_not_cuda(fixture_text):
     facts = decide_gpu_facts(probe)
     assert (facts["accelerator"], facts["vendor"], facts["count"]) == ("cpu", "nvidia", 8)
     assert facts["cuda_version"] is None and facts["driver_version"] is None
+    assert facts["accelerator_reason"] == (
+        "cpu: neither Vulkan nor a vendor stack can drive 8 x H100 SXM5 80GB "
+        "(no CUDA: nvidia-smi exited 9: NVIDIA-SMI has failed because it couldn't communicate)"
+    )
+    assert not any(gpu["used"] for gpu in facts["all_gpus"])
     assert len(probe.warnings) == 1
     assert "not usable for CUDA" in probe.warnings[0] and "exited 9" in probe.warnings[0]
 
@@ -390,6 +409,7 @@ def test_cpu_only_server(fixture_text):
     probe = GpuProbe(pci_gpus=parse_lspci(fixture_text("lspci_cpu_only_matrox.txt")), sources=["lspci"])
     assert decide_gpu_facts(probe) == {
         "accelerator": "cpu",
+        "accelerator_reason": "cpu: no NVIDIA or AMD GPU found",
         "vendor": "none",
         "count": 0,
         "total_memory_mib": 0,
@@ -398,5 +418,201 @@ def test_cpu_only_server(fixture_text):
         "rocm_version": None,
         "sources": ["lspci"],
         "gpus": [],
+        "all_gpus": [],
     }
     assert probe.warnings == []
+
+
+# --- every GPU, integrated GPUs and mixed vendors (issue 14) -----------------------------------
+
+
+def test_mixed_nvidia_and_amd_node_reports_both_and_uses_cuda(fixture_text):
+    """Before: the AMD card was dropped as soon as nvidia-smi answered."""
+    probe = GpuProbe(
+        nvidia_gpus=parse_nvidia_smi_csv(fixture_text("nvidia_smi_query_rtx4090_mixed.txt")),
+        nvidia_driver_version="550.120",
+        cuda_version="12.4",
+        amd_gpus=parse_rocm_smi_json(fixture_text("rocm_smi_rx7900xtx.json")),
+        amd_tool="rocm-smi",
+        kfd_present=True,
+        pci_gpus=parse_lspci(fixture_text("lspci_mixed_rx7900xtx_rtx4090.txt")),
+    )
+    facts = decide_gpu_facts(probe)
+    # The contract the roles read is unchanged: the CUDA GPUs only.
+    assert (facts["accelerator"], facts["vendor"], facts["count"], facts["total_memory_mib"]) == (
+        "cuda",
+        "nvidia",
+        1,
+        24564,
+    )
+    assert [gpu["name"] for gpu in facts["gpus"]] == ["NVIDIA GeForce RTX 4090"]
+    assert [(gpu["vendor"], gpu["name"], gpu["pci_bus_id"], gpu["used"]) for gpu in facts["all_gpus"]] == [
+        ("nvidia", "NVIDIA GeForce RTX 4090", "0000:0c:00.0", True),
+        ("amd", "Radeon RX 7900 XTX", "0000:03:00.0", False),
+    ]
+    nvidia, amd = facts["all_gpus"]
+    assert (nvidia["pci_id"], amd["pci_id"], amd["gfx_target"]) == ("10de:2684", "1002:744c", "gfx1100")
+    assert not nvidia["integrated"] and not amd["integrated"]
+    assert amd["reason"].startswith("not used: CUDA serves the backends")
+    assert facts["accelerator_reason"].startswith("cuda: nvidia-smi answered for 1 x NVIDIA GeForce RTX 4090")
+    assert "the AMD GPUs are not used" in facts["accelerator_reason"]
+    assert probe.warnings == []
+
+
+def test_mixed_node_whose_nvidia_driver_is_broken_uses_rocm_and_says_why(fixture_text):
+    probe = GpuProbe(
+        nvidia_error="nvidia-smi exited 9: NVIDIA-SMI has failed",
+        amd_gpus=parse_rocm_smi_json(fixture_text("rocm_smi_rx7900xtx.json")),
+        amd_tool="rocm-smi",
+        kfd_present=True,
+        pci_gpus=parse_lspci(fixture_text("lspci_mixed_rx7900xtx_rtx4090.txt")),
+    )
+    facts = decide_gpu_facts(probe)
+    assert (facts["accelerator"], facts["vendor"], facts["count"]) == ("rocm", "amd", 1)
+    assert [(gpu["vendor"], gpu["used"]) for gpu in facts["all_gpus"]] == [("amd", True), ("nvidia", False)]
+    assert facts["all_gpus"][1]["reason"] == "not used: nvidia-smi exited 9: NVIDIA-SMI has failed"
+    assert probe.warnings == [
+        "NVIDIA GPU visible but not usable for CUDA (nvidia-smi exited 9: NVIDIA-SMI has failed); using rocm"
+    ]
+
+
+def test_apu_plus_discrete_radeon_uses_only_the_discrete_one(fixture_text):
+    """Before: the Raphael iGPU (512 MiB carve-out, gfx1036) counted as a second ROCm GPU."""
+    text = fixture_text("amd_smi_static_raphael_rx7900xtx.json")
+    probe = GpuProbe(
+        amd_gpus=parse_amd_smi_static(text),
+        amd_tool="amd-smi",
+        amd_driver_version=amd_smi_driver_version(text),
+        kfd_present=True,
+        pci_gpus=parse_lspci(fixture_text("lspci_raphael_rx7900xtx.txt")),
+    )
+    facts = decide_gpu_facts(probe)
+    assert (facts["accelerator"], facts["vendor"], facts["count"], facts["total_memory_mib"]) == (
+        "rocm",
+        "amd",
+        1,
+        24560,
+    )
+    assert [gpu["gfx_target"] for gpu in facts["gpus"]] == ["gfx1100"]
+    discrete, apu = facts["all_gpus"]
+    assert (discrete["used"], discrete["integrated"], discrete["reason"]) == (True, False, "used for rocm")
+    assert (apu["name"], apu["pci_id"], apu["memory_total_mib"]) == ("AMD Radeon Graphics", "1002:164e", 512)
+    assert (apu["used"], apu["integrated"], apu["integrated_evidence"]) == (
+        False,
+        True,
+        "gfx1036 is an APU target",
+    )
+    assert apu["reason"] == "not used: integrated GPU (gfx1036 is an APU target); discrete GPUs are used"
+    assert facts["accelerator_reason"] == (
+        "rocm: amd-smi listed 1 x AMD Radeon RX 7900 XTX and /dev/kfd exists; "
+        "integrated GPUs left out: 1 x AMD Radeon Graphics"
+    )
+    assert facts["driver_version"] == "6.10.5"
+    assert probe.warnings == []
+
+
+def test_apu_beside_an_nvidia_card_seen_only_on_pci_is_integrated(fixture_text):
+    lspci = fixture_text("lspci_raphael_rx7900xtx.txt").replace(
+        "03:00.0 VGA compatible controller [0300]: Advanced Micro Devices, Inc. [AMD/ATI] Navi 31 "
+        "[Radeon RX 7900 XT/7900 XTX/7900M] [1002:744c] (rev c8)",
+        "01:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD102 [GeForce RTX 4090] [10de:2684] (rev a1)",
+    )
+    probe = GpuProbe(
+        nvidia_gpus=parse_nvidia_smi_csv(fixture_text("nvidia_smi_query_rtx4090.txt")),
+        pci_gpus=parse_lspci(lspci),
+    )
+    facts = decide_gpu_facts(probe)
+    assert (facts["accelerator"], facts["count"]) == ("cuda", 1)
+    apu = facts["all_gpus"][1]
+    assert (apu["vendor"], apu["name"], apu["integrated"], apu["used"]) == ("amd", "Raphael", True, False)
+    assert apu["integrated_evidence"] == "PCI device 1002:164e is Raphael APU graphics"
+    assert "integrated GPUs left out: 1 x Raphael" in facts["accelerator_reason"]
+
+
+def test_apu_laptop_with_rocm_uses_its_integrated_gpu(fixture_text):
+    probe = GpuProbe(
+        amd_gpus=parse_rocm_smi_json(fixture_text("rocm_smi_phoenix_7840u.json")),
+        amd_tool="rocm-smi",
+        kfd_present=True,
+        pci_gpus=parse_lspci(fixture_text("lspci_phoenix_7840u.txt")),
+    )
+    facts = decide_gpu_facts(probe)
+    assert (facts["accelerator"], facts["count"], facts["total_memory_mib"]) == ("rocm", 1, 512)
+    (apu,) = facts["all_gpus"]
+    assert (apu["integrated"], apu["used"], apu["gfx_target"], apu["pci_bus_id"]) == (
+        True,
+        True,
+        "gfx1103",
+        "0000:c1:00.0",
+    )
+    assert apu["reason"] == "used for rocm (integrated: no discrete GPU is usable)"
+    assert facts["accelerator_reason"].endswith(
+        "only integrated GPUs are usable (their memory is shared with the CPU)"
+    )
+
+
+def test_apu_laptop_without_rocm_is_vulkan_on_the_integrated_gpu(fixture_text):
+    vulkan = fixture_text("vulkaninfo_summary_phoenix_7840u.txt")
+    probe = GpuProbe(
+        pci_gpus=parse_lspci(fixture_text("lspci_phoenix_7840u.txt")),
+        vulkan_devices=parse_vulkaninfo_summary(vulkan),
+        vulkan_hardware=parse_vulkaninfo_devices(vulkan),
+    )
+    facts = decide_gpu_facts(probe)
+    assert (facts["accelerator"], facts["vendor"], facts["count"]) == ("vulkan", "amd", 1)
+    (apu,) = facts["gpus"]
+    assert (apu["name"], apu["integrated"], apu["used"]) == ("Phoenix1", True, True)
+
+
+def test_vulkaninfo_device_type_marks_an_apu_no_table_knows(fixture_text):
+    vulkan = fixture_text("vulkaninfo_summary_phoenix_7840u.txt").replace("0x15bf", "0x17f0")
+    gpu = new_gpu(0, "amd", "Some future APU", pci_bus_id="0000:c1:00.0", pci_id="1002:17f0")
+    evidence = integration_evidence(gpu, parse_vulkaninfo_devices(vulkan))
+    assert evidence == "vulkaninfo reports an integrated GPU"
+    assert (
+        integration_evidence(gpu, parse_vulkaninfo_devices(fixture_text("vulkaninfo_summary_radv.txt")))
+        is None
+    )
+
+
+def test_vulkaninfo_devices_have_type_and_pci_id(fixture_text):
+    assert parse_vulkaninfo_devices(fixture_text("vulkaninfo_summary_phoenix_7840u.txt")) == [
+        {"name": "AMD Radeon 780M (RADV GFX1103_R1)", "type": "INTEGRATED_GPU", "pci_id": "1002:15bf"}
+    ]
+    assert parse_vulkaninfo_devices(fixture_text("vulkaninfo_summary_radv.txt"))[0]["type"] == "DISCRETE_GPU"
+
+
+def test_strix_halo_alone_is_used_whatever_its_carve_out():
+    """Strix Halo can carve 96 GiB out of RAM: size says nothing, the gfx target does."""
+    halo = new_gpu(0, "amd", "AMD Radeon 8060S", None, 98304, None, "gfx1151", "0000:c5:00.0", "1002:1586")
+    facts = decide_gpu_facts(GpuProbe(amd_gpus=[halo], amd_tool="amd-smi", kfd_present=True))
+    assert (facts["accelerator"], facts["count"], facts["total_memory_mib"]) == ("rocm", 1, 98304)
+    assert facts["gpus"][0]["integrated"] is True
+
+
+def test_mi300x_is_discrete_and_mi300a_integrated_by_device_id(fixture_text):
+    (mi300x, _) = parse_rocm_smi_json(fixture_text("rocm_smi_mi300x_x2.json"))
+    assert integration_evidence(mi300x, []) is None
+    mi300a = {**mi300x, "pci_id": "1002:74a0"}
+    assert integration_evidence(mi300a, []) == "PCI device 1002:74a0 is Instinct MI300A APU graphics"
+
+
+def test_pci_ids_from_every_source(fixture_text):
+    assert [gpu["pci_id"] for gpu in parse_lspci(fixture_text("lspci_dgx_h100.txt"))] == ["10de:2330"] * 8
+    assert parse_rocm_smi_json(fixture_text("rocm_smi_rx7900xtx.json"))[0]["pci_id"] == "1002:744c"
+    assert [
+        gpu["pci_id"] for gpu in parse_amd_smi_static(fixture_text("amd_smi_static_raphael_rx7900xtx.json"))
+    ] == [
+        "1002:744c",
+        "1002:164e",
+    ]
+    assert pci_id("0x1002", "junk") is None
+
+
+def test_scan_drm_reads_the_device_id(tmp_path):
+    _card(tmp_path, "card0", "0000:c1:00.0", "0x1002", "536870912")
+    (tmp_path / "devices" / "pci0000:00" / "0000:c1:00.0" / "device").write_text("0x15bf\n")
+    (gpu,) = scan_drm(str(tmp_path))
+    assert (gpu["pci_id"], gpu["memory_total_mib"]) == ("1002:15bf", 512)
+    facts = decide_gpu_facts(GpuProbe(drm_gpus=[gpu]))
+    assert (facts["accelerator"], facts["gpus"][0]["integrated"]) == ("vulkan", True)

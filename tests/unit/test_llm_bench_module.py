@@ -7,7 +7,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from module_runner import OLDEST_NODE_PYTHON, node_python, run_through_ansible
 from module_runner import run_module as run_collection_module
 
 from ansible_collections.animaflow.inference.plugins.modules import llm_benchmark
@@ -67,3 +69,35 @@ def test_runs_and_writes_the_results_on_the_node(tmp_path: Path, sse_server) -> 
 def test_bad_options_fail_cleanly(tmp_path: Path) -> None:
     result = run_module(tmp_path, {"base_url": "ftp://x", "model": "m"})
     assert result["failed"] is True and "base_url" in result["msg"]
+
+
+def test_runs_on_the_oldest_node_python_and_counts_timeouts(sse_server) -> None:
+    """Ubuntu 22.04 nodes run the module on Python 3.10: it must import there, and a request that
+    times out must be one failed request, not the end of the run (3.10's asyncio.wait_for raises
+    asyncio.TimeoutError, which is not the builtin TimeoutError before 3.11)."""
+    python = node_python()
+    if python is None:
+        pytest.skip(f"no Python {OLDEST_NODE_PYTHON} on this machine (python{OLDEST_NODE_PYTHON} or pyenv)")
+    # Every second request gets its role chunk and then nothing for 60 s.
+    url = sse_server(
+        "--ttfr-ms", "1", "--ttft-ms", "2", "--interval-ms", "1", "--stall-every", "2", "--stall-s", "60"
+    )
+    args = {
+        "base_url": url,
+        "model": "m",
+        "concurrency": [1, 2],
+        "requests_per_level": 4,
+        "output_tokens": 8,
+        "warmup_requests": 0,
+        "timeout_s": 2.0,
+        "memory_bandwidth_gbps": 20.0,
+    }
+    result = run_through_ansible("llm_benchmark", args, python=python)
+    assert not result.get("failed"), json.dumps(result, indent=1)[:3000]
+    levels = result["benchmark"]["levels"]
+    assert [(level["completed"], level["failed"], level["errors"]) for level in levels] == [
+        (2, 2, {"timeout": 2}),
+        (2, 2, {"timeout": 2}),
+    ]
+    assert "not finished within 2.0 s" in levels[0]["error_examples"][0]
+    assert "requests failed (timeout=2)" in json.dumps(result["warnings"])

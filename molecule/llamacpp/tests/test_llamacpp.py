@@ -12,12 +12,21 @@ import pytest
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 API_KEY = "molecule-llamacpp-key"
 ADDRESSES = {"llamacpp-node-1": "127.0.0.11", "llamacpp-node-2": "127.0.0.12"}
+# Each node serves the model its own variables name (molecule.yml host_vars).
+MODELS = {
+    "llamacpp-node-1": ("tiny", "animaflow-tiny.gguf"),
+    "llamacpp-node-2": ("tiny-b", "animaflow-tiny-b.gguf"),
+}
 EXPECTED = "b11312" if (EPHEMERAL / "lifecycle-done").exists() else "b9976"
 UNIT = "animaflow-llamacpp.service"
 
 
 def base_url(host) -> str:
     return f"http://{ADDRESSES[host.backend.get_hostname()]}:8000"
+
+
+def model(host) -> str:
+    return MODELS[host.backend.get_hostname()][0]
 
 
 def state(host) -> dict:
@@ -28,12 +37,12 @@ def test_chat_completion_through_the_openai_api(host):
     reply = httpx.post(
         f"{base_url(host)}/v1/chat/completions",
         headers={"Authorization": f"Bearer {API_KEY}"},
-        json={"model": "tiny", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8},
+        json={"model": model(host), "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8},
         timeout=30,
     )
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    assert body["model"] == "tiny"
+    assert body["model"] == model(host)
     assert body["usage"]["completion_tokens"] == 8
     assert body["choices"][0]["message"]["content"]
 
@@ -47,18 +56,23 @@ def test_the_api_key_is_required(host):
     assert reply.status_code == 401
 
 
-def test_models_lists_the_alias(host):
+def test_each_node_serves_its_own_model(host):
     reply = httpx.get(
         f"{base_url(host)}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
     )
-    assert [m["id"] for m in reply.json()["data"]] == ["tiny"]
+    assert [m["id"] for m in reply.json()["data"]] == [model(host)]
+    # The file behind the alias is the node's own, verified against its sha256 on the controller.
+    env = host.file("/etc/animaflow/llamacpp.env").content_string
+    assert f'LLAMA_ARG_MODEL="/var/lib/animaflow/models/{MODELS[host.backend.get_hostname()][1]}"' in env
+    others = {f for _, f in MODELS.values()} - {MODELS[host.backend.get_hostname()][1]}
+    assert not any(host.file(f"/var/lib/animaflow/models/{f}").exists for f in others)
 
 
 def test_state_and_current_link_name_the_expected_version(host):
     current = state(host)
     assert current["active_version"] == EXPECTED
     assert EXPECTED in current["installed_versions"]
-    assert current["model"] == "tiny"
+    assert current["model"] == model(host)
     assert current["endpoint"] == f"{base_url(host)}/v1"
     assert host.file("/opt/animaflow/llamacpp/current").linked_to == f"/opt/animaflow/llamacpp/{EXPECTED}"
     props = httpx.get(f"{base_url(host)}/props", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
@@ -97,17 +111,19 @@ def test_security_exposure_is_at_most_2(host):
     assert exposure <= 2.0, out
 
 
-def test_api_key_only_in_the_protected_environment_file(host):
-    env = host.file("/etc/animaflow/llamacpp.env")
-    assert (env.user, env.group, env.mode) == ("root", "animaflow", 0o640)
-    assert f'LLAMA_API_KEY="{API_KEY}"' in env.content_string
+def test_api_key_only_in_the_protected_secrets_file(host):
+    secrets = host.file("/etc/animaflow/llamacpp.secrets.env")
+    assert (secrets.user, secrets.group, secrets.mode) == ("root", "animaflow", 0o640)
+    assert f'LLAMA_API_KEY="{API_KEY}"' in secrets.content_string
+    # The settings file (shown by --diff) never holds it.
+    assert API_KEY not in host.file("/etc/animaflow/llamacpp.env").content_string
     pid = host.check_output(f"systemctl show -p MainPID --value {UNIT}")
     assert API_KEY not in host.check_output(f"tr '\\0' ' ' < /proc/{pid}/cmdline")
 
 
-@pytest.mark.parametrize("path", ["/opt/animaflow/llamacpp", "/var/lib/animaflow/models/animaflow-tiny.gguf"])
+@pytest.mark.parametrize("path", ["/opt/animaflow/llamacpp", "/var/lib/animaflow/models/{model_file}"])
 def test_files_are_not_writable_by_the_service_user(host, path):
-    f = host.file(path)
+    f = host.file(path.format(model_file=MODELS[host.backend.get_hostname()][1]))
     assert f.user == "root"
     assert not f.mode & 0o022
 
