@@ -131,9 +131,10 @@ def test_reported_latencies_match_the_schedule_and_what_the_server_did(sse_serve
 def test_ttfr_is_the_role_chunk_and_ttft_the_first_content(sse_server) -> None:
     (level,) = bench(sse_server(*SCHEDULE))["levels"]
     gap = level["ttft_ms"]["median"] - level["ttfr_ms"]["median"]
-    # A server running late on a loaded machine can only widen the gap; taking the second content chunk
-    # (or the role chunk) as TTFT would put it ITL (100 ms) away.
-    assert TTFT - TTFR - 2.0 <= gap <= TTFT - TTFR + 15.0, gap
+    # A server running late on a loaded machine widens the gap; a client starved of CPU reads the role
+    # chunk late and narrows it (55 ms for 60 seen with the suite beside a compiler). Taking the second
+    # content chunk (or the role chunk) as TTFT would put it ITL (100 ms) or TTFT - TTFR (60 ms) away.
+    assert TTFT - TTFR - 15.0 <= gap <= TTFT - TTFR + 15.0, gap
 
 
 def test_tokens_come_from_usage_even_with_several_tokens_per_chunk(sse_server) -> None:
