@@ -59,11 +59,8 @@ options:
     type: list
     elements: str
     default: []
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - animaflow.inference.attributes
 notes:
   - In check mode nothing is written and missing results files are ignored (a check-mode benchmark
     measures nothing); RV(changed) says whether a real run would change the report.

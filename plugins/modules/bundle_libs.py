@@ -53,11 +53,8 @@ options:
     type: list
     elements: path
     default: []
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - animaflow.inference.attributes
 notes:
   - Needs C(ldd) (glibc's libc-bin) on the host.
 """

@@ -33,11 +33,8 @@ options:
     description: The installed executable.
     type: path
     required: true
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - animaflow.inference.attributes
 notes:
   - Needs C(ldd) (glibc's libc-bin) on the node.
 """

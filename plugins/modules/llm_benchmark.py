@@ -118,11 +118,8 @@ options:
   cpu:
     description: The node's C(animaflow_cpu) facts, copied into RV(benchmark.host.cpu).
     type: dict
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - animaflow.inference.attributes
 notes:
   - The memory bandwidth is the best of five single-threaded copies of a 256 MiB buffer (read plus
     write bytes over time); it briefly uses 512 MiB of RAM and is a lower bound for the host.
