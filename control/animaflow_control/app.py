@@ -8,20 +8,27 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from animaflow_control.api import auth, benchmarks, health, nodes, runs
+from animaflow_control.guards import (
+    LimitBody,
+    SameOrigin,
+    SecurityHeaders,
+    validation_failed,
+    warn_if_exposed,
+)
 from animaflow_control.services.container import Services
+from animaflow_control.services.files import secure_data_dir
 from animaflow_control.services.metrics import HttpCounter
+from animaflow_control.services.retention import Retention, housekeeping
 from animaflow_control.settings import Settings
 from animaflow_control.web import pages
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "web" / "static"
-RESTARTED = "the control plane restarted while this run was in progress"
 
 
 class CountRequests:
@@ -51,28 +58,35 @@ class CountRequests:
 
 
 def announce_admin_token(secret: str, token_file: Path) -> None:
-    # Printed once, on the first start only; afterwards only the 0600 file holds it.
+    # Printed once, when the database holds no token (the first start, or a lost database); afterwards
+    # only the 0600 file holds it.
     print(
-        "\n  AnimaFlow: first start, an admin token was created. It is shown only this once:\n\n"
-        f"    {secret}\n\n  It is also in {token_file} (mode 0600). Sign in with it, then create\n"
-        "  operator and viewer tokens for your team.\n",
+        "\n  AnimaFlow: the database holds no token (first start, or a new database), so an admin token was\n"
+        f"  created. It is shown only this once:\n\n    {secret}\n\n  It is also in {token_file} (mode 0600),"
+        "\n  replacing any token the file held. Sign in with it, then create operator and viewer tokens\n"
+        "  for your team. Lost it? `animaflow admin-token --reset`.\n",
         flush=True,
     )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    warn_if_exposed(settings)
+    secure_data_dir(settings)  # before the database opens: its files are created 0600
     services = Services.build(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        interrupted = services.store.interrupt_unfinished(RESTARTED)
+        interrupted = services.runs.recover()
         if interrupted:
-            log.warning("marked %d run(s) cut off by the last stop as interrupted", interrupted)
+            log.warning(
+                "%d run(s) cut off by the last stop: interrupted once their processes are gone", interrupted
+            )
         secret = services.auth.bootstrap_admin(settings.admin_token_file)
         if secret:
             announce_admin_token(secret, settings.admin_token_file)
         yield
+        services.begin_shutdown()  # again: a server run without cli.py's signal hook gets here first
         services.runs.shutdown()
         services.store.close()
 
@@ -81,23 +95,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Install, start, stop, upgrade, benchmark and switch LLM backends on render-farm nodes.",
         version="0.1.0",
         lifespan=lifespan,
+        # /docs and /openapi.json are pages.py's: behind sign-in, from vendored assets. No ReDoc (a CDN script).
         docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.services = services
+    app.add_exception_handler(RequestValidationError, validation_failed)
+    # The last added runs first: count, then headers on every reply, then size, then Host and Origin.
+    app.add_middleware(SameOrigin, settings=settings)
+    app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(CountRequests, counter=services.http)
     for router in (health.router, auth.router, nodes.router, runs.router, benchmarks.router, pages.router):
         app.include_router(router)
+    # Prunes old runs at start and hourly; its lifespan runs inside the one above.
+    app.include_router(housekeeping(Retention(settings, services.store)))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        # Swagger UI from the vendored copy: the dashboard never loads anything from a CDN.
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="AnimaFlow API",
-            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
-            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.svg",
-        )
-
     return app

@@ -65,7 +65,8 @@ def standin_settings(settings: Settings) -> Settings:
 def app_client() -> Callable[[Settings], Any]:
     @contextmanager
     def open_client(settings: Settings) -> Iterator[TestClient]:
-        with TestClient(create_app(settings)) as client:
+        # Addressed as a loopback client addresses the server: the Host check on changes allows it.
+        with TestClient(create_app(settings), base_url="http://127.0.0.1:8800") as client:
             yield client
 
     return open_client
@@ -110,7 +111,7 @@ def wait_for_run(
     deadline = time.monotonic() + timeout
     while True:
         run = client.get(f"/api/runs/{run_id}", headers=headers).json()
-        if run["state"] == until or (until is None and run["state"] not in ("queued", "running")):
+        if run["state"] == until or (until is None and run["state"] not in ("queued", "running", "stopping")):
             return run
         assert time.monotonic() < deadline, f"run {run_id} still {run['state']} after {timeout} s"
         time.sleep(0.1)
@@ -139,12 +140,21 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path, inventory_file: Path) -> Iterator[Callable[[Path], tuple[str, Path]]]:
-    """Starts `animaflow serve` on a free loopback port with the given playbook dir; returns (base URL,
-    state dir). TestClient buffers a streamed body until it ends, so live streaming needs a real server."""
-    processes: list[subprocess.Popen] = []
+def server_processes() -> list[subprocess.Popen]:
+    """The `animaflow serve` processes live_server started (for tests that signal them)."""
+    return []
 
-    def start(playbook_dir: Path) -> tuple[str, Path]:
+
+@pytest.fixture
+def live_server(
+    tmp_path: Path, inventory_file: Path, server_processes: list[subprocess.Popen]
+) -> Iterator[Callable[..., tuple[str, Path]]]:
+    """Starts `animaflow serve` on a free loopback port with the given playbook dir (and any more
+    ANIMAFLOW_* settings as keywords); returns (base URL, state dir). Every start in one test shares the
+    state dir, as a restart does. TestClient buffers a streamed body until it ends, so live streaming
+    needs a real server."""
+
+    def start(playbook_dir: Path, **settings: str) -> tuple[str, Path]:
         state, port = tmp_path / "state", free_port()
         env = {
             **os.environ,
@@ -153,8 +163,9 @@ def live_server(tmp_path: Path, inventory_file: Path) -> Iterator[Callable[[Path
             "ANIMAFLOW_PLAYBOOK_DIR": str(playbook_dir),
             "ANIMAFLOW_PORT": str(port),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(COLLECTIONS), os.environ.get("PYTHONPATH")])),
+            **{f"ANIMAFLOW_{name.upper()}": value for name, value in settings.items()},
         }
-        log = tmp_path / "server.log"
+        log = tmp_path / f"server-{len(server_processes)}.log"
         process = subprocess.Popen(
             [sys.executable, "-m", "animaflow_control.cli", "serve"],
             env=env,
@@ -162,7 +173,7 @@ def live_server(tmp_path: Path, inventory_file: Path) -> Iterator[Callable[[Path
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
         )
-        processes.append(process)
+        server_processes.append(process)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
@@ -175,6 +186,6 @@ def live_server(tmp_path: Path, inventory_file: Path) -> Iterator[Callable[[Path
             time.sleep(0.2)
 
     yield start
-    for process in processes:
+    for process in server_processes:
         process.terminate()
-        process.wait(timeout=30)
+        process.wait(timeout=60)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from run_records import record_run
+
 from animaflow_control.services.store import Store, now
 from animaflow_control.settings import Settings
 
@@ -43,20 +45,7 @@ def test_a_run_left_running_by_a_crash_becomes_interrupted(
         admin = admin_of(settings)
     # What a crash leaves behind: a run still marked running, with some of its events.
     store = Store(settings.db_file)
-    store.create_run(
-        {
-            "id": "0123456789ab",
-            "action": "install",
-            "backend": "llamacpp",
-            "targets": ["local"],
-            "hosts": ["local"],
-            "version": None,
-            "model": None,
-            "state": "running",
-            "created_by": "test",
-            "created_at": now(),
-        }
-    )
+    record_run(store, "0123456789ab", "running", action="install", backend="llamacpp")
     store.add_event(
         "0123456789ab",
         {

@@ -24,12 +24,12 @@ def test_metrics_in_prometheus_text(client: TestClient, admin: dict[str, str]) -
     assert "# TYPE animaflow_http_requests_total counter" in text
 
 
-def test_openapi_docs_are_served_from_vendored_files(client: TestClient) -> None:
-    page = client.get("/docs").text
+def test_openapi_docs_are_served_from_vendored_files(client: TestClient, admin: dict[str, str]) -> None:
+    page = client.get("/docs", headers=admin).text
     assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page
     assert "cdn" not in page.lower()
     assert client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
-    schema = client.get("/openapi.json").json()
+    schema = client.get("/openapi.json", headers=admin).json()
     assert {"/api/runs", "/api/runs/{run_id}/events", "/api/nodes", "/api/recommendation"} <= set(
         schema["paths"]
     )

@@ -16,6 +16,7 @@ from animaflow_control.schemas.auth import (
     TokenList,
     TokenRequest,
 )
+from animaflow_control.schemas.common import MAX_INT
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/api", tags=["auth"])
 def sign_in(body: SessionRequest, response: Response, services: ServicesDep) -> SessionInfo:
     principal = services.auth.from_token(body.token)
     if principal is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown or revoked token")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown, expired or revoked token")
     session_id, csrf = services.auth.open_session(principal)
     response.set_cookie(
         SESSION_COOKIE,
@@ -65,12 +66,14 @@ def token_info(row: dict) -> TokenInfo:
         created_at=row["created_at"],
         last_used_at=row["last_used_at"],
         revoked=bool(row["revoked"]),
+        expires_at=row["expires_at"],
+        expired=bool(row.get("expired")),
     )
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
 def create_token(body: TokenRequest, services: ServicesDep, _: Admin) -> TokenCreated:
-    secret, row = services.auth.create_token(body.name, body.role)
+    secret, row = services.auth.create_token(body.name, body.role, body.expires_at)
     return TokenCreated(**token_info(row).model_dump(), token=secret)
 
 
@@ -80,9 +83,12 @@ def list_tokens(services: ServicesDep, _: Admin) -> TokenList:
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: Annotated[int, Path(ge=1)], services: ServicesDep, principal: Admin) -> Response:
+def revoke_token(
+    token_id: Annotated[int, Path(ge=1, le=MAX_INT)], services: ServicesDep, principal: Admin
+) -> Response:
     if token_id == principal.token_id:
         raise HTTPException(status.HTTP_409_CONFLICT, "a token cannot revoke itself; use another admin token")
     if not services.auth.store.revoke_token(token_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no active token {token_id}")
+    services.bus.revoked()  # live-log streams opened with it end now, not at their next event
     return Response(status_code=status.HTTP_204_NO_CONTENT)

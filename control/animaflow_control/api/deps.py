@@ -41,7 +41,7 @@ async def optional_principal(
         if principal is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
-                "invalid or revoked token",
+                "invalid, expired or revoked token",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return principal

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from animaflow_control.api.deps import ServicesDep, Viewer
+from animaflow_control.schemas.common import UNFINISHED
 from animaflow_control.schemas.health import Health
 from animaflow_control.services import metrics
 
@@ -16,7 +17,7 @@ router = APIRouter(tags=["health"])
 def healthz(services: ServicesDep) -> Health:
     services.store.query("SELECT 1")
     active = services.store.runs_by_state()
-    return Health(status="ok", database="ok", active_runs=active.get("running", 0) + active.get("queued", 0))
+    return Health(status="ok", database="ok", active_runs=sum(active.get(state, 0) for state in UNFINISHED))
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

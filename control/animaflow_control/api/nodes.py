@@ -27,13 +27,16 @@ def farm_nodes(services: Services) -> NodeList:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
     nodes = []
     for host in inventory.hosts:
+        busy_run = services.locks.holder(host)
+        busy = services.store.get_run(busy_run) if busy_run else None
         facts = services.reports.node_report("facts", host)
         state = services.reports.node_report("status", host)
         nodes.append(
             Node(
                 name=host,
                 groups=inventory.host_groups(host),
-                busy_run=services.locks.holder(host),
+                busy_run=busy_run,
+                busy_state=busy["state"] if busy else None,
                 facts=NodeFacts.model_validate(facts) if facts else None,
                 status=NodeStatus.model_validate(state) if state else None,
                 runnable_backends=runnable(facts),

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from animaflow_control.schemas.common import Role, SafeText
+from animaflow_control.schemas.common import Role, refuse_template_markers, refuse_unprintable
+
+# Trimmed, then 1 to 100 printable characters.
+TokenName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(refuse_unprintable),
+    AfterValidator(refuse_template_markers),
+]
 
 
 class SessionRequest(BaseModel):
@@ -24,8 +33,18 @@ class SessionInfo(BaseModel):
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[SafeText, Field(min_length=1)]
+    name: TokenName
     role: Role
+    expires_at: date | None = Field(
+        default=None, description="The token stops working at the start of this day (UTC); none: never"
+    )
+
+    @field_validator("expires_at")
+    @classmethod
+    def in_the_future(cls, value: date | None) -> date | None:
+        if value is not None and value <= datetime.now(UTC).date():
+            raise ValueError("must be a date after today (UTC)")
+        return value
 
 
 class TokenInfo(BaseModel):
@@ -35,6 +54,8 @@ class TokenInfo(BaseModel):
     created_at: str
     last_used_at: str | None
     revoked: bool
+    expires_at: str | None = None
+    expired: bool = False
 
 
 class TokenCreated(TokenInfo):

@@ -21,10 +21,23 @@ def refuse_template_markers(value: str) -> str:
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
 HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
 
-SafeText = Annotated[str, StringConstraints(max_length=200), AfterValidator(refuse_template_markers)]
 Version = Annotated[str, AfterValidator(refuse_template_markers), StringConstraints(pattern=NAME_PATTERN)]
 ModelName = Annotated[str, AfterValidator(refuse_template_markers), StringConstraints(pattern=NAME_PATTERN)]
 HostName = Annotated[str, AfterValidator(refuse_template_markers), StringConstraints(pattern=HOST_PATTERN)]
+
+# The largest integer both SQLite (64-bit) and a browser's JavaScript (2**53 - 1) hold exactly: ids,
+# offsets and sequence numbers from clients are bounded by it, so that none can overflow a query.
+MAX_INT = 2**53 - 1
+
+
+def refuse_unprintable(value: str) -> str:
+    # Names are shown in lists and logs: no line breaks, NULs or direction overrides (U+202E) that could
+    # forge or hide what a reader sees. isprintable() refuses control (Cc), format (Cf), line and
+    # paragraph separator, private-use and unassigned characters, and every space but U+0020.
+    for char in value:
+        if not char.isprintable():
+            raise ValueError(f"only printable characters are allowed, not U+{ord(char):04X}")
+    return value
 
 
 class Action(StrEnum):
@@ -66,6 +79,8 @@ class Role(StrEnum):
 class RunState(StrEnum):
     queued = "queued"
     running = "running"
+    # Canceled or cut off, and some of its processes are still being ended: its nodes stay held.
+    stopping = "stopping"
     successful = "successful"
     failed = "failed"
     canceled = "canceled"
@@ -73,4 +88,7 @@ class RunState(StrEnum):
 
     @property
     def finished(self) -> bool:
-        return self not in (RunState.queued, RunState.running)
+        return self not in UNFINISHED
+
+
+UNFINISHED = frozenset({RunState.queued, RunState.running, RunState.stopping})

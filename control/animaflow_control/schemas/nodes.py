@@ -34,6 +34,9 @@ class Node(BaseModel):
     name: str
     groups: list[str]
     busy_run: str | None = Field(description="The run holding this node, if any")
+    busy_state: str | None = Field(
+        default=None, description="That run's state: stopping while its processes are still being ended"
+    )
     facts: NodeFacts | None
     status: NodeStatus | None
     runnable_backends: list[str] = Field(

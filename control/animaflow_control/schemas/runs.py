@@ -60,6 +60,7 @@ class Run(BaseModel):
     rc: int | None
     error: str | None
     created_by: str
+    canceled_by: str | None = Field(default=None, description="Who asked to cancel, or what cut the run off")
     created_at: str
     started_at: str | None
     finished_at: str | None

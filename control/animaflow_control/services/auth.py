@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from animaflow_control.schemas.common import Role
+from animaflow_control.services.files import write_private
 from animaflow_control.services.store import Store
 
 TOKEN_PREFIX = "af_"
@@ -41,21 +41,47 @@ class Auth:
         self.store = store
         self.session_hours = session_hours
 
-    def create_token(self, name: str, role: Role) -> tuple[str, dict]:
+    def create_token(self, name: str, role: Role, expires_on: date | None = None) -> tuple[str, dict]:
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        return secret, self.store.add_token(name, role.value, digest(secret))
+        # A token expiring on a date stops working at the start of that day (UTC).
+        expires_at = datetime.combine(expires_on, time(), UTC) if expires_on else None
+        return secret, self.store.add_token(name, role.value, digest(secret), expires_at)
 
     def bootstrap_admin(self, token_file: Path) -> str | None:
-        """On the very first start, create an admin token; returns it so the console can show it once."""
+        """When the database holds no token (the first start, or a database lost or replaced), create an
+        admin token and write it to the file; returns it so the console can show it once.
+
+        A token file left from a lost database is replaced, not trusted again: that token may have been
+        revoked since, and the lost database was the only record of it. The file is written before the
+        token is stored, so a crash in between leaves no token, and the next start simply does this again.
+        """
         if self.store.count_tokens():
             return None
-        secret, _ = self.create_token("initial admin", Role.admin)
-        token_file.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL and 0600 from the start: the token is never readable by anyone else, not even briefly.
-        descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(secret + "\n")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        write_private(token_file, secret + "\n")
+        self.store.add_token("initial admin", Role.admin.value, digest(secret))
         return secret
+
+    def reset_admin(self, token_file: Path) -> tuple[str, int | None]:
+        """`animaflow admin-token --reset`: a new admin token in the file; the token the file held before
+        is revoked. Returns the new secret and the revoked token's id (None when it was not in the database)."""
+        old = token_file.read_text(encoding="utf-8").strip() if token_file.exists() else ""
+        old_id = self.store.token_id(digest(old)) if old else None
+        secret, row = self.create_token("admin (reset)", Role.admin)
+        try:
+            write_private(token_file, secret + "\n")
+        except BaseException:
+            self.store.revoke_token(row["id"])  # nobody can ever see it
+            raise
+        if old_id is not None and not self.store.revoke_token(old_id):
+            old_id = None  # already revoked
+        return secret, old_id
+
+    def file_token(self, token_file: Path) -> dict | None:
+        """The active token the admin-token file holds, if any."""
+        if not token_file.exists():
+            return None
+        return self.store.token_by_hash(digest(token_file.read_text(encoding="utf-8").strip()))
 
     def from_token(self, secret: str) -> Principal | None:
         row = self.store.token_by_hash(digest(secret))

@@ -27,6 +27,12 @@ class Services:
     reports: ControllerFiles
     http: HttpCounter
 
+    def begin_shutdown(self) -> None:
+        """On the stop signal: end the live-log streams at once (the server waits for open responses
+        before it shuts down) and start stopping every run."""
+        self.bus.close()
+        self.runs.begin_shutdown()
+
     @classmethod
     def build(cls, settings: Settings) -> Services:
         store = Store(settings.db_file)

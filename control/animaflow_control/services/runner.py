@@ -3,8 +3,10 @@ every event stored as it arrives and announced to the SSE streams."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shlex
 import sys
 import threading
 import uuid
@@ -19,7 +21,8 @@ from animaflow_control.schemas.common import Action, RunState
 from animaflow_control.schemas.runs import RunRequest
 from animaflow_control.services.events import EventBus
 from animaflow_control.services.inventory import InventoryReader
-from animaflow_control.services.locks import NodeLocks
+from animaflow_control.services.locks import NodeBusy, NodeLocks
+from animaflow_control.services.processes import RUN_ID_VARIABLE, RunProcess, end_run_processes, run_processes
 from animaflow_control.services.store import Store, now
 from animaflow_control.settings import Settings
 
@@ -30,6 +33,10 @@ RUNNER_STATES = {"successful": RunState.successful, "canceled": RunState.cancele
 # task returns (hundreds of kilobytes per host, and still in the run's artifacts on disk).
 EVENT_FIELDS = ("play", "task_action", "changed", "duration", "ok", "failures", "dark", "skipped")
 SHUTDOWN = "the control plane stopped while this run was in progress"
+RESTARTED = "the control plane restarted while this run was in progress"
+# canceled_by when no user asked: what cut the run off.
+BY_SHUTDOWN = "control plane stop"
+BY_RESTART = "control plane restart"
 
 
 class UnknownTargets(Exception):
@@ -46,6 +53,7 @@ class PlaybookMissing(Exception):
 class ActiveRun:
     reaper: threading.Thread
     cancel_reason: str | None = None
+    stopper: threading.Thread | None = None
 
 
 def stored_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -124,17 +132,36 @@ class RunManager:
         except Exception as error:
             # Recorded, not only raised: the run is in the history and must not stay queued.
             self.locks.release(run_id)
+            self.bus.close_feed(run_id)
             self.store.update_run(
                 run_id, state=RunState.failed.value, error=f"could not start: {error}", finished_at=now()
             )
             raise
         return self.store.get_run(run_id)  # type: ignore[return-value]
 
+    def _playbook_command(self) -> str | None:
+        """ansible-playbook under nice, as a wrapper: runner takes one executable, and with it, the
+        playbook as cmdline (it adds the playbook itself only for its own ansible-playbook)."""
+        if not self.settings.run_nice:
+            return None
+        wrapper = self.settings.data_path / "ansible-playbook-nice"
+        text = f"#!/bin/sh\n# Written by the control plane: runs at niceness {self.settings.run_nice}.\n"
+        text += f'exec nice -n {self.settings.run_nice} ansible-playbook "$@"\n'
+        if not wrapper.is_file() or wrapper.read_text() != text:
+            temporary = wrapper.with_suffix(".tmp")
+            temporary.write_text(text)
+            temporary.chmod(0o700)
+            temporary.replace(wrapper)
+        return str(wrapper)
+
     def _launch(self, run_id: str, playbook: Path, hosts: list[str], extravars: dict[str, Any]) -> None:
         private_dir = self.settings.runs_dir / run_id
         private_dir.mkdir(parents=True, mode=0o700)
         bin_dir = str(Path(sys.executable).parent)
+        self.bus.open_feed(run_id)
         thread, runner = ansible_runner.run_async(
+            binary=(binary := self._playbook_command()),
+            cmdline=shlex.quote(str(playbook)) if binary else None,
             private_data_dir=str(private_dir),
             ident="run",
             playbook=str(playbook),
@@ -146,6 +173,9 @@ class RunManager:
                 # The venv's ansible-playbook, even when the server was started without activating it.
                 "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
                 "ANSIBLE_NOCOLOR": "1",
+                # Inherited by every process of the run (see services/processes.py), and names the run in
+                # the node lock the playbooks take, so a command-line run waiting on the node sees whose.
+                RUN_ID_VARIABLE: run_id,
             },
             # pexpect_timeout is how often runner polls cancel_callback while a task prints nothing.
             settings={"pexpect_timeout": 0.5, "job_timeout": self.settings.run_timeout_s},
@@ -164,52 +194,132 @@ class RunManager:
 
     def _on_event(self, run_id: str, event: dict[str, Any]) -> bool:
         try:
-            self.store.add_event(run_id, stored_event(event))
-            self.bus.publish(run_id)
+            stored = stored_event(event)
+            self.store.add_event(run_id, stored)
+            self.bus.add_event(run_id, stored)
         except Exception:  # an exception here would abort the playbook run itself
             log.exception("run %s: could not store event", run_id)
         return True
 
     def _on_status(self, run_id: str, status: str) -> None:
-        if status == "running":
-            self.store.update_run(run_id, state=RunState.running.value, started_at=now())
-            self.bus.publish(run_id)
+        # Only from queued: a cancel that came first has already made the run stopping.
+        if status == "running" and self.store.advance_run(
+            run_id, RunState.queued, RunState.running, started_at=now()
+        ):
+            self.bus.publish(run_id, state=True)
 
     def _cancel_reason(self, run_id: str) -> str | None:
         with self._active_lock:
             active = self._active.get(run_id)
             return active.cancel_reason if active else None
 
+    def _end_processes(self, run_id: str) -> None:
+        """Returns once no process of the run is left: its nodes stay held (the run shows stopping) until
+        then, however long an unkillable process takes."""
+
+        def waiting(alive: list[RunProcess]) -> None:
+            pids = ", ".join(str(process.pid) for process in alive[:10])
+            self.store.update_run(
+                run_id, error=f"waiting for {len(alive)} process(es) of this run to end: {pids}"
+            )
+            self.bus.publish(run_id, state=True)
+
+        end_run_processes(run_id, self.settings.stop_grace_s, on_wait=waiting)
+
     def _reap(self, run_id: str, thread: threading.Thread, runner: Runner) -> None:
         thread.join()
+        # ansible-playbook is gone; its workers, their modules and ssh clients may not be (they left its
+        # process group, and a normal end can leave an ssh master behind). The run ends when they have.
+        self._end_processes(run_id)
         reason = self._cancel_reason(run_id)
-        state = RUNNER_STATES.get(runner.status, RunState.failed)
-        error = None
-        if reason == SHUTDOWN:
+        state, error = RUNNER_STATES.get(runner.status, RunState.failed), None
+        if state is RunState.successful:
+            pass  # it finished before the cancel reached it
+        elif reason == SHUTDOWN:
             state, error = RunState.interrupted, SHUTDOWN
+        elif reason is not None:
+            state = RunState.canceled
         elif runner.status in ("timeout", "error"):
             error = f"ansible-runner status: {runner.status}"
+        self._finish(run_id, state=state.value, rc=runner.rc, error=error)
+
+    def _finish(self, run_id: str, **fields: Any) -> None:
         try:
-            self.store.update_run(run_id, state=state.value, rc=runner.rc, error=error, finished_at=now())
+            self.store.update_run(run_id, finished_at=now(), **fields)
         finally:
             self.locks.release(run_id)
             with self._active_lock:
                 self._active.pop(run_id, None)
-            self.bus.publish(run_id)
+            self.bus.publish(run_id, state=True)
+            self.bus.close_feed(run_id)
 
-    def cancel(self, run_id: str, reason: str = "canceled by request") -> bool:
-        """Asks runner to stop the run; False when the run is not in progress in this process."""
+    def cancel(self, run_id: str, canceled_by: str, reason: str = "canceled by request") -> bool:
+        """Stops the run: its state is stopping at once, canceled once no process of it is left.
+        False when the run is not in progress in this process."""
         with self._active_lock:
             active = self._active.get(run_id)
             if active is None:
                 return False
-            active.cancel_reason = active.cancel_reason or reason
-            return True
+            if active.cancel_reason is not None:
+                return True  # already stopping; the first one to cancel is the one recorded
+            active.cancel_reason = reason
+            # runner's cancel_callback only ends ansible-playbook; this ends the workers it left.
+            active.stopper = threading.Thread(
+                target=self._end_processes, args=(run_id,), name=f"stop-{run_id}", daemon=True
+            )
+        self.store.advance_run(
+            run_id, (RunState.queued, RunState.running), RunState.stopping, canceled_by=canceled_by
+        )
+        self.bus.publish(run_id, state=True)
+        active.stopper.start()
+        return True
 
-    def shutdown(self, timeout_s: float = 20.0) -> None:
+    def recover(self) -> int:
+        """At start: ends what the last stop of the control plane left of its runs (a crash orphans
+        ansible's workers to init, where they keep working on the node) and marks those runs interrupted.
+        A run whose processes are all gone is settled at once; one with processes left holds its nodes
+        (stopping) until a background thread has ended them."""
+        runs = self.store.unfinished_runs()
+        for run in runs:
+            run_id = run["id"]
+            canceled_by = run["canceled_by"] or BY_RESTART
+            if not run_processes(run_id):
+                self.store.update_run(
+                    run_id,
+                    state=RunState.interrupted.value,
+                    error=RESTARTED,
+                    canceled_by=canceled_by,
+                    finished_at=now(),
+                )
+                continue
+            log.warning("run %s: ending the processes the last stop left behind", run_id)
+            # Two cut-off runs on one node: the first one's hold covers both.
+            with contextlib.suppress(NodeBusy):
+                self.locks.acquire(run["hosts"], run_id)
+            self.store.update_run(run_id, state=RunState.stopping.value, canceled_by=canceled_by)
+            reaper = threading.Thread(
+                target=self._settle, args=(run_id,), name=f"settle-{run_id}", daemon=True
+            )
+            with self._active_lock:
+                self._active[run_id] = ActiveRun(reaper=reaper, cancel_reason=RESTARTED)
+            reaper.start()
+        return len(runs)
+
+    def _settle(self, run_id: str) -> None:
+        self._end_processes(run_id)
+        self._finish(run_id, state=RunState.interrupted.value, error=RESTARTED)
+
+    def begin_shutdown(self) -> None:
+        """Starts stopping every run; called on the stop signal, before open streams are closed."""
         with self._active_lock:
-            active = dict(self._active)
-        for run_id in active:
-            self.cancel(run_id, SHUTDOWN)
-        for run in active.values():
-            run.reaper.join(timeout_s)
+            run_ids = list(self._active)
+        for run_id in run_ids:
+            self.cancel(run_id, BY_SHUTDOWN, SHUTDOWN)
+
+    def shutdown(self) -> None:
+        self.begin_shutdown()
+        with self._active_lock:
+            active = list(self._active.values())
+        for run in active:
+            # Bounded: SIGKILL comes after the grace; only a process that ignores it could hold us here.
+            run.reaper.join(self.settings.stop_grace_s + 30)

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,14 @@ CREATE TABLE IF NOT EXISTS runs (
     rc INTEGER,
     error TEXT,
     created_by TEXT NOT NULL,
+    canceled_by TEXT,
     created_at TEXT NOT NULL,
     started_at TEXT,
     finished_at TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_state ON runs(state);
+-- The history's order: without it every page of GET /api/runs sorts the whole table.
+CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(id),
     seq INTEGER NOT NULL,
@@ -51,7 +55,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
     last_used_at TEXT,
-    revoked INTEGER NOT NULL DEFAULT 0
+    revoked INTEGER NOT NULL DEFAULT 0,
+    expires_at TEXT
 );
 CREATE TABLE IF NOT EXISTS sessions (
     session_hash TEXT PRIMARY KEY,
@@ -62,11 +67,23 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 """
 
+# Columns added after the first release: (table, column, declaration), added to older databases at start.
+MIGRATIONS = (("runs", "canceled_by", "TEXT"), ("tokens", "expires_at", "TEXT"))
+
 PROGRESS_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def stamp(moment: datetime) -> str:
+    """The same text form as now(): stored times compare as strings."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+# A token is usable while it is neither revoked nor past its expiry.
+TOKEN_USABLE = "revoked = 0 AND (expires_at IS NULL OR expires_at > ?)"
 
 
 class Store:
@@ -78,6 +95,13 @@ class Store:
         self._connections_lock = threading.Lock()
         # executescript manages its own transaction.
         self._connection().executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        for table, column, declaration in MIGRATIONS:
+            present = {row["name"] for row in self.query(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._connection().execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -134,6 +158,20 @@ class Store:
         with self.transaction() as db:
             db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), run_id))
 
+    def advance_run(
+        self, run_id: str, from_states: StrEnum | tuple[StrEnum, ...], to_state: StrEnum, **fields: Any
+    ) -> bool:
+        """Moves the run to to_state only from one of from_states (a compare-and-set: a cancel and the
+        runner's own status arrive from different threads); False when it was in none of them."""
+        sources = (from_states,) if isinstance(from_states, StrEnum) else from_states
+        assignments = ", ".join(["state = ?", *(f"{name} = ?" for name in fields)])
+        with self.transaction() as db:
+            cursor = db.execute(
+                f"UPDATE runs SET {assignments} WHERE id = ? AND state IN ({', '.join('?' * len(sources))})",
+                (to_state.value, *fields.values(), run_id, *(state.value for state in sources)),
+            )
+            return cursor.rowcount == 1
+
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         rows = self.query("SELECT * FROM runs WHERE id = ?", (run_id,))
         return _run(rows[0]) if rows else None
@@ -142,14 +180,12 @@ class Store:
         rows = self.query("SELECT * FROM runs ORDER BY created_at DESC LIMIT ? OFFSET ?", (limit, offset))
         return [_run(row) for row in rows]
 
-    def interrupt_unfinished(self, reason: str) -> int:
-        with self.transaction() as db:
-            cursor = db.execute(
-                "UPDATE runs SET state = 'interrupted', error = ?, finished_at = ? "
-                "WHERE state IN ('queued', 'running')",
-                (reason, now()),
-            )
-            return cursor.rowcount
+    def unfinished_runs(self) -> list[dict[str, Any]]:
+        """Runs not over yet: at start, what the last stop of the control plane cut off."""
+        rows = self.query(
+            "SELECT * FROM runs WHERE state IN ('queued', 'running', 'stopping') ORDER BY created_at"
+        )
+        return [_run(row) for row in rows]
 
     def runs_by_state(self) -> dict[str, int]:
         return {
@@ -215,11 +251,13 @@ class Store:
 
     # Tokens
 
-    def add_token(self, name: str, role: str, token_hash: str) -> dict[str, Any]:
+    def add_token(
+        self, name: str, role: str, token_hash: str, expires_at: datetime | None = None
+    ) -> dict[str, Any]:
         with self.transaction() as db:
             cursor = db.execute(
-                "INSERT INTO tokens (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
-                (name, role, token_hash, now()),
+                "INSERT INTO tokens (name, role, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                (name, role, token_hash, now(), stamp(expires_at) if expires_at else None),
             )
             token_id = cursor.lastrowid
         return self.get_token(token_id)  # type: ignore[arg-type,return-value]
@@ -229,15 +267,30 @@ class Store:
         return dict(rows[0]) if rows else None
 
     def token_by_hash(self, token_hash: str) -> dict[str, Any] | None:
-        rows = self.query("SELECT * FROM tokens WHERE token_hash = ? AND revoked = 0", (token_hash,))
+        rows = self.query(
+            f"SELECT * FROM tokens WHERE token_hash = ? AND {TOKEN_USABLE}", (token_hash, now())
+        )
         return dict(rows[0]) if rows else None
+
+    def token_id(self, token_hash: str) -> int | None:
+        """The token with this hash, revoked or expired as well."""
+        rows = self.query("SELECT id FROM tokens WHERE token_hash = ?", (token_hash,))
+        return rows[0]["id"] if rows else None
 
     def touch_token(self, token_id: int) -> None:
         with self.transaction() as db:
             db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now(), token_id))
 
     def list_tokens(self) -> list[dict[str, Any]]:
-        return [dict(row) for row in self.query("SELECT * FROM tokens ORDER BY id")]
+        rows = self.query(
+            "SELECT *, (expires_at IS NOT NULL AND expires_at <= ?) AS expired FROM tokens ORDER BY id",
+            (now(),),
+        )
+        return [dict(row) for row in rows]
+
+    def token_active(self, token_id: int) -> bool:
+        """Still valid: an open live-log stream checks this, so a revoked token stops receiving."""
+        return bool(self.query(f"SELECT 1 FROM tokens WHERE id = ? AND {TOKEN_USABLE}", (token_id, now())))
 
     def revoke_token(self, token_id: int) -> bool:
         with self.transaction() as db:
@@ -261,14 +314,46 @@ class Store:
     def session(self, session_hash: str) -> dict[str, Any] | None:
         rows = self.query(
             "SELECT s.csrf, s.token_id, t.name, t.role FROM sessions s JOIN tokens t ON t.id = s.token_id"
-            " WHERE s.session_hash = ? AND s.expires_at > ? AND t.revoked = 0",
-            (session_hash, now()),
+            " WHERE s.session_hash = ? AND s.expires_at > ? AND t.revoked = 0"
+            " AND (t.expires_at IS NULL OR t.expires_at > ?)",
+            (session_hash, now(), now()),
         )
         return dict(rows[0]) if rows else None
 
     def delete_session(self, session_hash: str) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM sessions WHERE session_hash = ?", (session_hash,))
+
+    # Retention
+
+    def finished_runs(self, unfinished: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Finished runs, oldest first: id, when it ended, and the bytes its stored events take."""
+        rows = self.query(
+            "SELECT r.id, COALESCE(r.finished_at, r.created_at) AS ended, (SELECT COALESCE(SUM("
+            "LENGTH(e.stdout) + LENGTH(e.data)), 0) FROM events e WHERE e.run_id = r.id) AS event_bytes"
+            f" FROM runs r WHERE r.state NOT IN ({', '.join('?' * len(unfinished))}) ORDER BY ended, r.id",
+            unfinished,
+        )
+        return [dict(row) for row in rows]
+
+    def run_ids(self) -> set[str]:
+        return {row["id"] for row in self.query("SELECT id FROM runs")}
+
+    def delete_runs(self, run_ids: list[str], unfinished: tuple[str, ...]) -> list[str]:
+        """Deletes these runs with their events, except any not finished; returns the ids deleted."""
+        deleted: list[str] = []
+        with self.transaction() as db:
+            for run_id in run_ids:
+                cursor = db.execute(
+                    f"SELECT 1 FROM runs WHERE id = ? AND state NOT IN ({', '.join('?' * len(unfinished))})",
+                    (run_id, *unfinished),
+                )
+                if cursor.fetchone() is None:
+                    continue
+                db.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+                db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+                deleted.append(run_id)
+        return deleted
 
 
 def _run(row: sqlite3.Row) -> dict[str, Any]:

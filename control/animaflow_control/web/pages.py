@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from animaflow_control.api.deps import SESSION_COOKIE, ServicesDep
+from animaflow_control.api.deps import SESSION_COOKIE, OptionalPrincipal, ServicesDep
 from animaflow_control.api.nodes import farm_nodes
 from animaflow_control.catalogue import backends
 from animaflow_control.schemas.common import Action, Role
@@ -22,13 +22,9 @@ from animaflow_control.services.recommendation import recommend_for_farm
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
-# Pages load scripts and styles from this origin only; the vendored libraries included.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
+# Pages show what only a signed-in user may see: no cache keeps a copy. (The Content-Security-Policy and
+# the other security headers are on every response: guards.SecurityHeaders.)
+SECURITY_HEADERS = {"Cache-Control": "no-store"}
 NODE_ACTIONS = (Action.facts, Action.status)
 BACKEND_ACTIONS = (
     Action.install,
@@ -166,3 +162,30 @@ def token_page(request: Request, services: ServicesDep, principal: SessionPrinci
     return render(
         request, "tokens.html", principal, "tokens", tokens=services.store.list_tokens(), roles=list(Role)
     )
+
+
+def docs_allowed(services: ServicesDep, principal: Principal | None) -> bool:
+    return principal is not None or services.settings.public_docs
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def api_docs(request: Request, services: ServicesDep, principal: OptionalPrincipal) -> Response:
+    # Swagger UI from the vendored copy, started by a static script: the CSP allows no inline script.
+    if not docs_allowed(services, principal):
+        return sign_in_first()
+    csrf = principal.csrf if principal else None
+    response = templates.TemplateResponse(request, "docs.html", {"csrf": csrf})
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+@router.get("/openapi.json")
+def openapi_schema(request: Request, services: ServicesDep, principal: OptionalPrincipal) -> JSONResponse:
+    # The schema maps every route and field: for signed-in users unless ANIMAFLOW_PUBLIC_DOCS opens it.
+    if not docs_allowed(services, principal):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "sign in or send a bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return JSONResponse(request.app.openapi())

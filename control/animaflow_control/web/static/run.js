@@ -13,8 +13,9 @@ let tasksStarted = 0;
 let tasksExpected = null;
 const perHost = {};
 
-function showState(state, error) {
+function showState(state, error, canceledBy) {
   stateBadge.textContent = state;
+  if (canceledBy) document.getElementById("run-canceled").textContent = `· canceled by ${canceledBy}`;
   stateBadge.className = `pill pill-${state}`;
   if (cancelButton) cancelButton.hidden = FINISHED.includes(state);
   if (error) document.getElementById("run-error").textContent = error;
@@ -64,7 +65,7 @@ async function follow() {
   });
   source.addEventListener("state", (message) => {
     const data = JSON.parse(message.data);
-    showState(data.state, data.error);
+    showState(data.state, data.error, data.canceled_by);
   });
   source.addEventListener("end", (message) => {
     source.close();

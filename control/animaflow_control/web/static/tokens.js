@@ -4,7 +4,9 @@ document.getElementById("token-form").addEventListener("submit", async (event) =
   event.preventDefault();
   const form = new FormData(event.target);
   try {
-    const created = await api("POST", "/api/tokens", { name: form.get("name"), role: form.get("role") });
+    const created = await api("POST", "/api/tokens", {
+      name: form.get("name"), role: form.get("role"), expires_at: form.get("expires_at") || null,
+    });
     const shown = document.getElementById("new-token");
     shown.querySelector("code").textContent = created.token;
     shown.hidden = false;
