@@ -6,17 +6,12 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
-import yaml
-
-from animaflow_control.settings import COLLECTION_ROOT
-
-CATALOGUE_FILE = COLLECTION_ROOT / "meta" / "backends.yml"
+from ansible_collections.animaflow.inference.plugins.module_utils.catalogue import load_catalogue
 
 
 @cache
 def backends() -> dict[str, dict[str, Any]]:
-    with CATALOGUE_FILE.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["animaflow_backends"]
+    return load_catalogue()
 
 
 # Built from the catalogue so that adding a backend there adds it to the API, its OpenAPI enum and the grid.

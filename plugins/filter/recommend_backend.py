@@ -4,11 +4,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ansible_collections.animaflow.inference.plugins.module_utils.catalogue import load_catalogue
 from ansible_collections.animaflow.inference.plugins.module_utils.recommend import recommend
 
 DOCUMENTATION = r"""
@@ -74,8 +72,6 @@ _value:
       elements: str
 """
 
-CATALOGUE = Path(__file__).resolve().parents[2] / "meta" / "backends.yml"
-
 
 def recommend_backend(
     gpu_facts: dict[str, Any],
@@ -84,7 +80,7 @@ def recommend_backend(
     catalogue: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     if catalogue is None:
-        catalogue = yaml.safe_load(CATALOGUE.read_text(encoding="utf-8"))
+        catalogue = load_catalogue()
     return recommend(gpu_facts, benchmark_results, studio_profile, catalogue)
 
 

@@ -3,8 +3,8 @@
 """The comparison report of one benchmark run: a Markdown table, PNG charts, the recommendation.
 
 Reads the llm_benchmark results files the benchmark playbook fetched into one run directory
-(<host>-<backend>.json, schema version 1) and writes report.md and the charts beside them. Used by
-the benchmark_report module on the controller. matplotlib is optional: without it the Markdown is
+(<host>-<backend>.json, of llm_bench_schema's version) and writes report.md and the charts beside them.
+Used by the benchmark_report module on the controller. matplotlib is optional: without it the Markdown is
 still written and says the charts were skipped.
 """
 
@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_schema import SCHEMA_VERSION
+
 REPORT_FILE = "report.md"
 # (file name, title, y-axis label, value of one level); one line per node and backend in each.
 CHARTS: tuple[tuple[str, str, str, str], ...] = (
     ("output_tokens_per_s.png", "Output throughput", "output tokens/s", "output_tokens_per_s"),
     ("ttft_p95_ms.png", "Time to first token, p95", "p95 TTFT (ms)", "ttft_p95"),
 )
-SUPPORTED_SCHEMA = 1
 
 
 @dataclass
@@ -56,8 +57,8 @@ def load_entries(run_dir: Path, nodes: list[dict[str, Any]], missing_ok: bool) -
                 results = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as error:
                 raise ReportError(f"cannot read the results {path}: {error}") from error
-            if not isinstance(results, dict) or results.get("schema_version") != SUPPORTED_SCHEMA:
-                raise ReportError(f"{path} is not llm_benchmark results of schema_version {SUPPORTED_SCHEMA}")
+            if not isinstance(results, dict) or results.get("schema_version") != SCHEMA_VERSION:
+                raise ReportError(f"{path} is not llm_benchmark results of schema_version {SCHEMA_VERSION}")
             entries.append(Entry(node["host"], backend, results))
     return entries
 

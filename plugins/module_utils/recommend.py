@@ -3,7 +3,8 @@
 """Which backend a node should run: hardware eligibility, the product brief's prior, measurements.
 
 Pure functions over plain dicts (gpu facts, llm_benchmark results, the studio profile, the backends
-catalogue), shared by the recommend_backend filter and the control plane. Standard library only.
+catalogue), shared by the recommend_backend and runnable_backends filters and the control plane.
+Standard library only.
 
 Scoring, 0-100: the prior gives the eligible backends 40, 30, 20, 10 points in its order. When at
 least two eligible backends were benchmarked on the node, measurements add up to 60 more: 40 times
@@ -56,6 +57,18 @@ def eligibility(name: str, entry: dict[str, Any], gpu: dict[str, Any]) -> tuple[
     if needed_driver and driver and _version(driver) < _version(needed_driver):
         return False, [f"{title} needs NVIDIA driver {needed_driver} or newer; the node has {driver}."]
     return True, reasons or [f"{title} supports cuda."]
+
+
+def _inputs(gpu_facts: dict[str, Any] | None, catalogue: dict[str, Any]) -> tuple[dict, dict]:
+    # A whole ansible_facts dict and the whole catalogue file are accepted too.
+    gpu = dict(gpu_facts or {})
+    return gpu.get("animaflow_gpu", gpu), catalogue.get("animaflow_backends", catalogue)
+
+
+def runnable(gpu_facts: dict[str, Any] | None, catalogue: dict[str, Any]) -> list[str]:
+    """The catalogue's backends this node can run (eligibility above), in catalogue order."""
+    gpu, backends = _inputs(gpu_facts, catalogue)
+    return [name for name, entry in backends.items() if eligibility(name, entry, gpu)[0]]
 
 
 def expected_concurrency(studio: dict[str, Any]) -> int:
@@ -128,10 +141,8 @@ def recommend(
     studio_profile: dict[str, Any] | None,
     catalogue: dict[str, Any],
 ) -> dict[str, Any]:
-    gpu = dict(gpu_facts or {})
-    gpu = gpu.get("animaflow_gpu", gpu)  # a whole ansible_facts dict is accepted too
+    gpu, backends = _inputs(gpu_facts, catalogue)
     studio = studio_profile or {}
-    backends = catalogue.get("animaflow_backends", catalogue)
     order, prior_reason = prior_order(gpu, studio)
     order += [name for name in backends if name not in order]
     users = expected_concurrency(studio)

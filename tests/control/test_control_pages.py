@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,6 +32,17 @@ def test_pages_render_for_a_signed_in_admin(client: TestClient, admin: dict[str,
     for page in ("/runs", "/benchmarks", "/tokens", "/login"):
         assert client.get(page).status_code == 200, page
     assert "uPlot.iife.min.js" in client.get("/benchmarks").text
+
+
+def test_an_unreadable_inventory_is_503_on_the_api_and_a_message_on_the_farm_page(
+    client: TestClient, admin: dict[str, str], inventory_file: Path
+) -> None:
+    inventory_file.unlink()
+    nodes = client.get("/api/nodes", headers=admin)
+    assert nodes.status_code == 503 and "does not exist" in nodes.json()["detail"]
+    sign_in(client, admin)
+    farm = client.get("/")
+    assert farm.status_code == 200 and '<p class="error card">inventory ' in farm.text
 
 
 def test_viewer_sees_disabled_buttons_and_no_token_page(

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playbook_runner import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "infra"))
@@ -90,14 +91,13 @@ def node() -> Iterator[str]:
 def play(
     tasks: str, version: str, build_dir: Path, cache: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", NO_COLOR="1")
-    return subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), str(ROOT / "tests/infra/gpu-bundle.yml"),
-         "-e", f"gpu_bundle_tasks={tasks}", "-e", f"gpu_bundle_version={version}",
-         "-e", f"gpu_bundle_build_dir={build_dir}", "-e", f"gpu_bundle_cache={cache}",
-         "-e", f"gpu_bundle_node={NODE}",
-         "-e", json.dumps({"llamacpp_build_library_path": [str(cublas_root() / "lib")]}), *extra],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+    return run_playbook(
+        ROOT / "tests/infra/gpu-bundle.yml",
+        "-e", f"gpu_bundle_tasks={tasks}", "-e", f"gpu_bundle_version={version}",
+        "-e", f"gpu_bundle_build_dir={build_dir}", "-e", f"gpu_bundle_cache={cache}",
+        "-e", f"gpu_bundle_node={NODE}",
+        "-e", json.dumps({"llamacpp_build_library_path": [str(cublas_root() / "lib")]}), *extra,
+        timeout=900,
     )  # fmt: skip
 
 

@@ -11,13 +11,11 @@ the recorded facts of a 2x MI300X node (tests/integration/render/facts/mi300x2.j
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from playbook_runner import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 FACTS = ROOT / "tests" / "integration" / "render" / "facts" / "mi300x2.json"
@@ -42,7 +40,7 @@ PLAYBOOK = """---
   vars:
     llamacpp_version: rocm-standin
     llamacpp_cpu_baseline: avx2
-    backend_cache: "{{ cache }}"
+    animaflow_cache_dir: "{{ cache }}"
   tasks:
     - name: Load the recorded MI300X node's GPU facts as ansible_facts
       ansible.builtin.set_fact:
@@ -73,12 +71,11 @@ def test_rocm_configure_gets_hipcxx_and_hip_path(tmp_path: Path) -> None:
         archive.add(project, arcname=project.name)
     (tmp_path / "play.yml").write_text(PLAYBOOK)
     build_dir = tmp_path / "build-dir"
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), NO_COLOR="1")
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), str(tmp_path / "play.yml"),
-         "-e", f"standins={ROOT / 'tests' / 'standins'}", "-e", f"facts={FACTS}", "-e", f"source={source}",
-         "-e", f"cache={tmp_path / 'controller'}", "-e", f"build_dir={build_dir}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    done = run_playbook(
+        tmp_path / "play.yml",
+        "-e", f"standins={ROOT / 'tests' / 'standins'}", "-e", f"facts={FACTS}", "-e", f"source={source}",
+        "-e", f"cache={tmp_path / 'controller'}", "-e", f"build_dir={build_dir}",
+        timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
     assert "Configure the build (rocm-standin-rocm-x86_64-avx2-gfx942)" in done.stdout

@@ -4,7 +4,6 @@ dashboard alike) waits briefly, then stops naming the holder; a killed run's loc
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -12,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from playbook_runner import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOK = ROOT / ".venv" / "bin" / "ansible-playbook"
 
 
 @pytest.fixture
@@ -39,11 +38,7 @@ def farm(tmp_path: Path) -> dict[str, Path]:
 def run(
     farm: dict[str, Path], playbook: Path, *extra: str, wait: bool = True
 ) -> subprocess.Popen[str] | subprocess.CompletedProcess[str]:
-    argv = [str(PLAYBOOK), "-i", str(farm["inventory"]), str(playbook), *extra]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    if not wait:
-        return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return run_playbook(playbook, *extra, inventory=farm["inventory"], timeout=300, wait=wait)
 
 
 def wait_for_holder(lock: Path) -> dict[str, object]:

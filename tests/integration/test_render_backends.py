@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
+from playbook_runner import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDER = Path(__file__).resolve().parent / "render"
@@ -93,29 +92,13 @@ def farm(tmp_path_factory):
 def render(farm: Path, backend: str, model: str, limit: str = "all", **extra) -> dict[str, dict[str, str]]:
     key = hashlib.sha256(json.dumps([limit, extra], sort_keys=True).encode()).hexdigest()[:12]
     out = farm / f"out-{backend}-{model}-{key}"
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANIMAFLOW_CACHE_DIR=str(farm / "controller-cache"),
-        ANSIBLE_FORCE_COLOR="0",
-    )
-    extra_vars = {"render_backend": backend, "render_dir": str(out), "animaflow_model": model, **extra}
-    proc = subprocess.run(
-        [
-            str(ROOT / ".venv" / "bin" / "ansible-playbook"),
-            "-i",
-            str(farm / "inventory.json"),
-            str(RENDER / "render.yml"),
-            "-e",
-            json.dumps(extra_vars),
-            "--limit",
-            limit,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    proc = run_playbook(
+        RENDER / "render.yml",
+        "--limit",
+        limit,
+        inventory=farm / "inventory.json",
+        extra_vars={"render_backend": backend, "render_dir": str(out), "animaflow_model": model, **extra},
+        env={"ANIMAFLOW_CACHE_DIR": str(farm / "controller-cache")},
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
     result = {}

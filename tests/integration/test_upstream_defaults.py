@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playbook_runner import run_playbook
 from upstream_server import start  # tests/infra, put on sys.path by conftest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,29 +92,12 @@ def preflight(
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
     cache = tmp_path / "controller-cache"
     result = tmp_path / "result"
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANIMAFLOW_CACHE_DIR=str(cache),
-        ANSIBLE_FORCE_COLOR="0",
-        NO_PROXY="127.0.0.1",
-        no_proxy="127.0.0.1",
-    )
     extra_vars = {"preflight_backend": backend, "preflight_facts": facts, "result_dir": str(result), **extra}
-    proc = subprocess.run(
-        [
-            str(ROOT / ".venv" / "bin" / "ansible-playbook"),
-            "-i",
-            str(tmp_path / "inventory.json"),
-            str(PLAYBOOK),
-            "-e",
-            json.dumps(extra_vars),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    proc = run_playbook(
+        PLAYBOOK,
+        inventory=tmp_path / "inventory.json",
+        extra_vars=extra_vars,
+        env={"ANIMAFLOW_CACHE_DIR": str(cache), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"},
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
     files = {p.name: " ".join(p.read_text().split()) for p in result.glob("*")}

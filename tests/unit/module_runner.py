@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from playbook_runner import run_on_localhost
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -64,30 +66,14 @@ def run_through_ansible(
     """Runs animaflow.inference.<name> on localhost as a play would: ansible builds the module's
     AnsiballZ payload and runs it with `python` (the node's interpreter), or this Python.
     Returns the task result (with failed: true when the module failed)."""
-    ansible = Path(sys.executable).with_name("ansible")
-    command = [
-        str(ansible if ansible.exists() else "ansible"),
-        "localhost",
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-m",
+    done = run_on_localhost(
         f"animaflow.inference.{name}",
-        # An empty '-a {}' would reach the module as a raw parameter.
-        *(["-a", json.dumps(args)] if args else []),
+        args,
         "-e",
         f"ansible_python_interpreter={python or sys.executable}",
-    ]
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
         # Ad-hoc runs use the stdout callback only when told to load callbacks.
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-    }
-    done = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        env={"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"},
+        timeout=timeout,
     )
     try:
         return json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]

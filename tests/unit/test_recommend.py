@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from playbook_runner import run_on_localhost
 
 from ansible_collections.animaflow.inference.plugins.filter.recommend_backend import (
     FilterModule,
     recommend_backend,
 )
+from ansible_collections.animaflow.inference.plugins.module_utils.catalogue import load_catalogue
 from ansible_collections.animaflow.inference.plugins.module_utils.recommend import recommend
 
-REPO = Path(__file__).resolve().parents[2]
-CATALOGUE = yaml.safe_load((REPO / "meta" / "backends.yml").read_text())
+CATALOGUE = load_catalogue()
 
 CPU = {"accelerator": "cpu", "vendor": "none", "count": 0, "gpus": []}
 AMD = {
@@ -134,18 +130,6 @@ def test_filter_runs_in_a_play() -> None:
         "{{ {'accelerator': 'rocm', 'vendor': 'amd'} "
         "| animaflow.inference.recommend_backend([], {'concurrent_users': 30}) }}"
     )
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible"),
-            *("localhost", "-c", "local", "-i", "localhost,"),
-            *("-m", "ansible.builtin.debug", "-a", f"msg={expression}"),
-        ],
-        cwd=REPO,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_on_localhost("ansible.builtin.debug", f"msg={expression}", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert '"choice": "llamacpp"' in done.stdout

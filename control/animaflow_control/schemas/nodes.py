@@ -40,7 +40,7 @@ class Node(BaseModel):
     facts: NodeFacts | None
     status: NodeStatus | None
     runnable_backends: list[str] = Field(
-        description="Backends the catalogue allows on this node's accelerator"
+        description="Backends this node's hardware can run (the recommendation's eligibility)"
     )
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from animaflow_control.schemas.benchmarks import BenchmarkResult, Level
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_schema import (
+    SCHEMA_VERSION as SCHEMA,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,11 @@ class ControllerFiles:
         skipped: list[str] = []
         for path in sorted((self.state_dir / "benchmarks").glob("*/*.json")):
             data = read_json(path)
-            if data is None or data.get("schema_version") != 1 or not isinstance(data.get("levels"), list):
+            if (
+                data is None
+                or data.get("schema_version") != SCHEMA
+                or not isinstance(data.get("levels"), list)
+            ):
                 skipped.append(str(path.relative_to(self.state_dir)))
                 continue
             results.append(benchmark_result(path, data))
@@ -53,7 +60,7 @@ class ControllerFiles:
         found = []
         for path in (self.state_dir / "benchmarks").glob(f"*/{host}-*.json") if SAFE_NAME.match(host) else ():
             data = read_json(path)
-            if data is not None and data.get("schema_version") == 1:
+            if data is not None and data.get("schema_version") == SCHEMA:
                 found.append(data)
         return sorted(found, key=lambda data: data.get("finished_at") or "")
 

@@ -3,32 +3,14 @@ fed with the node's facts, its benchmark results and the studio profile from the
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
-
 from animaflow_control.catalogue import backends
 from animaflow_control.schemas.benchmarks import NodeRecommendation, Recommendation
 from animaflow_control.services.controller_files import ControllerFiles
 from animaflow_control.services.inventory import Inventory
-
-RECOMMEND_MODULE = "ansible_collections.animaflow.inference.plugins.module_utils.recommend"
-
-
-def load_recommender() -> ModuleType | str:
-    # Imported on demand: the dashboard works without it, and says why the recommendation is missing.
-    try:
-        return importlib.import_module(RECOMMEND_MODULE)
-    except ImportError as error:
-        return (
-            f"recommendation logic unavailable ({error}); it needs the collection on the Python path "
-            "(`make venv` adds .collections through a .pth file)"
-        )
+from ansible_collections.animaflow.inference.plugins.module_utils.recommend import recommend
 
 
 def recommend_for_farm(inventory: Inventory, reports: ControllerFiles) -> Recommendation:
-    recommender = load_recommender()
-    if isinstance(recommender, str):
-        return Recommendation(available=False, message=recommender)
     nodes: dict[str, NodeRecommendation] = {}
     missing: list[str] = []
     for host in inventory.hosts:
@@ -37,7 +19,7 @@ def recommend_for_farm(inventory: Inventory, reports: ControllerFiles) -> Recomm
             missing.append(host)
             continue
         studio = inventory.hostvars[host].get("animaflow_studio") or {}
-        result = recommender.recommend(facts["gpu"], reports.host_benchmarks(host), studio, backends())
+        result = recommend(facts["gpu"], reports.host_benchmarks(host), studio, backends())
         nodes[host] = NodeRecommendation.model_validate(result)
     message = "ok" if nodes else "no node has facts yet: run the facts action first"
     return Recommendation(available=bool(nodes), message=message, nodes=nodes, nodes_without_facts=missing)

@@ -11,11 +11,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from animaflow_control.api.deps import SESSION_COOKIE, OptionalPrincipal, ServicesDep
-from animaflow_control.api.nodes import farm_nodes
 from animaflow_control.catalogue import backends
 from animaflow_control.schemas.common import Action, Role
 from animaflow_control.schemas.nodes import Node
 from animaflow_control.services.auth import Principal
+from animaflow_control.services.farm import farm_nodes
 from animaflow_control.services.inventory import InventoryError
 from animaflow_control.services.recommendation import recommend_for_farm
 
@@ -90,8 +90,8 @@ def farm(request: Request, services: ServicesDep, principal: SessionPrincipal) -
         return sign_in_first()
     try:
         node_list, error = farm_nodes(services), None
-    except HTTPException as problem:
-        node_list, error = None, problem.detail
+    except InventoryError as problem:
+        node_list, error = None, str(problem)
     return render(
         request,
         "farm.html",
