@@ -8,11 +8,10 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from control_helpers import record_run, sign_in, variant
 from fastapi.testclient import TestClient
-from run_records import record_run
 
 from animaflow_control.app import create_app
 from animaflow_control.guards import LimitBody
@@ -22,16 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 OWN_ORIGIN = "http://127.0.0.1:8800"  # what conftest's client addresses
 TOO_BIG = 2**64  # beyond SQLite's 64-bit integers
 RUN_ID = "0123456789ab"
-
-
-def variant(settings: Settings, **changes: Any) -> Settings:
-    """The same settings with some changed (a fresh object: no cached property carries over)."""
-    return Settings(**{**settings.model_dump(), **changes})
-
-
-def sign_in(client: TestClient, headers: dict[str, str]) -> str:
-    token = headers["Authorization"].removeprefix("Bearer ")
-    return client.post("/api/auth/session", json={"token": token}).json()["csrf_token"]
 
 
 def add_finished_run(client: TestClient) -> None:

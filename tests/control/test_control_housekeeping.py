@@ -10,21 +10,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from control_helpers import record_run, variant
 from fastapi.testclient import TestClient
-from run_records import record_run
 
 from animaflow_control import cli
 from animaflow_control.services.files import secure_data_dir
 from animaflow_control.services.retention import prune
 from animaflow_control.services.store import Store, now, stamp
 from animaflow_control.settings import Settings
-
-
-def variant(settings: Settings, **changes: Any) -> Settings:
-    return Settings(**{**settings.model_dump(), **changes})
 
 
 def mode(path: Path) -> int:

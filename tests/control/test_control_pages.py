@@ -6,12 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from control_helpers import sign_in
 from fastapi.testclient import TestClient
-
-
-def sign_in(client: TestClient, headers: dict[str, str]) -> str:
-    token = headers["Authorization"].removeprefix("Bearer ")
-    return client.post("/api/auth/session", json={"token": token}).json()["csrf_token"]
 
 
 @pytest.mark.parametrize("page", ["/", "/runs", "/benchmarks", "/tokens"])

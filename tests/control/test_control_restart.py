@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from run_records import record_run
+from control_helpers import record_run
 
 from animaflow_control.services.store import Store, now
 from animaflow_control.settings import Settings

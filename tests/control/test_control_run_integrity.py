@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from control_helpers import variant
 
 from animaflow_control.settings import Settings
 
@@ -52,7 +53,7 @@ def wait_for_stubborn_process(marker: Path, timeout: float = 120) -> None:
 def test_cancel_ends_every_process_and_holds_the_node_until_then(
     standin_settings: Settings, app_client: Callable, admin_of: Callable, tmp_path: Path, wait_run: Callable
 ) -> None:
-    settings = standin_settings.model_copy(update={"stop_grace_s": 4.0})
+    settings = variant(standin_settings, stop_grace_s=4.0)
     with app_client(settings) as client:
         admin = admin_of(settings)
         run_id = client.post("/api/runs", json=UPGRADE, headers=admin).json()["id"]

@@ -165,6 +165,14 @@ def test_vllm_rtx_4090_uses_one_gpu_and_refuses_70b(vllm_8b, vllm_70b):
     assert "llama-3.1-70b-instruct needs about" in refusal and "MiB" in refusal
 
 
+def test_a_tensor_parallel_size_that_does_not_divide_the_heads_is_refused(farm):
+    # The heads are known once the model is resolved: the check runs after it (before, it saw 0 heads).
+    files = render(farm, "sglang", "llama-3.1-70b-instruct", sglang_version="0.5.19", sglang_tp_size=6)
+    refusal = files["h100x8"]["refused.txt"]
+    assert "tensor parallel size of at most the 8 GPUs that divides the 64 attention heads" in refusal
+    assert "(got 6)" in refusal and "Fix: sglang_tp_size (0 chooses)" in refusal
+
+
 SECRET = "S3cr3t-pip-T0ken"
 PROXY = f"https://farm:{SECRET}@pypi.studio.example/simple"
 DRIVER_580 = {"driver_version": "580.95.05"}

@@ -188,3 +188,15 @@ def test_backend_spec_declares_what_the_backend_roles_pass():
         hardening = set(passed.get("hardening") or {}) - set(declared["hardening"]["options"])
         problems += [f"{role}: backend_spec.hardening.{key}" for key in sorted(hardening)]
     assert not problems, "undeclared in roles/backend/meta/argument_specs.yml:\n" + "\n".join(problems)
+
+
+def test_the_node_role_documents_the_settings_roles_defaults():
+    """The collection-wide settings live in roles/settings (defaults only); the node role's spec validates
+    and documents them: a default stated there is the settings role's value."""
+    settings = _defaults("settings") if (ROLES / "settings" / "defaults" / "main.yml").is_file() else {}
+    options = _specs("node")["main"]["options"]
+    stated = {
+        name: spec["default"] for name, spec in options.items() if "default" in spec and name in settings
+    }
+    assert stated, "the node role's spec states none of the settings role's defaults"
+    assert stated == {name: settings[name] for name in stated}
