@@ -32,7 +32,7 @@ unit: venv
 	$(BIN)/pytest -q tests/unit
 
 # Everything: lint, unit, integration and Molecule; the last line is pytest's summary of all of it.
-test: venv
+test:
 	bash tests/infra/run-tests.sh
 
 demo: venv

@@ -1,4 +1,5 @@
-"""Shared by every test directory: tests/ on sys.path, for the helpers kept here (playbook_runner)."""
+"""Shared by every test directory: tests/ on sys.path, for the helpers kept here (playbook_runner), the
+per-stage timing (timing.py) and the shared llama.cpp builds (builds.py)."""
 
 import sys
 from pathlib import Path
@@ -6,3 +7,7 @@ from pathlib import Path
 TESTS = str(Path(__file__).resolve().parent)
 if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
+
+from builds import llamacpp_builds  # noqa: E402,F401 (a fixture)
+from lanes import pytest_collection_modifyitems  # noqa: E402,F401 (a pytest hook)
+from timing import pytest_runtest_logreport, pytest_terminal_summary  # noqa: E402,F401 (pytest hooks)

@@ -1,1 +1,5 @@
 """AnimaFlow Inference control plane."""
+
+from animaflow_control.collection import ensure_importable
+
+ensure_importable()

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE = "animaflow-control-node"
 ADDRESS = "127.0.0.51"  # its own loopback address: clear of the demo node and the Molecule scenarios
 IMAGE = "animaflow/node:bookworm"
+LLAMACPP_DEFAULT = yaml.safe_load((ROOT / "roles/llamacpp/defaults/main.yml").read_text())["llamacpp_version"]
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +29,14 @@ def docker(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def container_node() -> Iterator[str]:
+def container_node(llamacpp_builds: Callable[..., None]) -> Iterator[str]:
     if docker("info").returncode != 0 or docker("image", "inspect", IMAGE).returncode != 0:
         pytest.skip("needs dockerd and the node image: run it through `make test`")
-    docker("rm", "-f", NODE)
-    started = docker(
-        "run", "-d", "--name", NODE, "--hostname", NODE, "--label", "animaflow.node=control-test",
-        "--network", "host", "--cap-add", "SYS_ADMIN", "--cgroupns", "private",
-        "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp:exec",
-        "--stop-signal", "SIGRTMIN+3", "--add-host", f"{NODE}:127.0.1.1", IMAGE, "/lib/systemd/systemd",
+    llamacpp_builds(LLAMACPP_DEFAULT)  # installs the role's default release: copied, not built here
+    docker("rm", "-f", NODE)  # a fresh node: one left by an interrupted run has llama.cpp on it
+    started = subprocess.run(
+        ["bash", ROOT / "tests/infra/node-container.sh", "up", NODE, "control-test"],
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     yield NODE

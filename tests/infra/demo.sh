@@ -8,7 +8,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
 name=animaflow-local-node
-image=${ANIMAFLOW_NODE_IMAGE:-animaflow/node:bookworm}
 bin=${ANIMAFLOW_VENV:-$root/.venv}/bin
 export ANSIBLE_CONFIG="$root/ansible.cfg"
 inventory=inventories/local/hosts.yml
@@ -20,26 +19,12 @@ model=$(awk -F': ' '/^animaflow_model:/ {print $2}' inventories/local/group_vars
 node_up() {
   bash "$here/dockerd.sh" start >/dev/null
   bash "$here/node-image.sh" >/dev/null
-  if [ "$(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" != "true" ]; then
-    docker rm -f "$name" >/dev/null 2>&1 || true
-    # The same container settings as the Molecule nodes (.config/molecule/config.yml).
-    docker run -d --name "$name" --hostname "$name" --label animaflow.node=demo \
-      --network host --cap-add SYS_ADMIN --cgroupns private \
-      --tmpfs /run --tmpfs /run/lock --tmpfs /tmp:exec --stop-signal SIGRTMIN+3 \
-      --add-host "$name:127.0.1.1" "$image" /lib/systemd/systemd >/dev/null
-  fi
-  for _ in $(seq 1 60); do
-    state=$(docker exec "$name" systemctl is-system-running 2>/dev/null || true)
-    case "$state" in running|degraded) echo "node $name: systemd $state"; return 0 ;; esac
-    sleep 1
-  done
-  echo "node $name: systemd did not come up" >&2
-  return 1
+  bash "$here/node-container.sh" up "$name" demo
 }
 
 case "${1:-up}" in
   down)
-    docker rm -f "$name" >/dev/null 2>&1 && echo "node $name removed" || echo "node $name not running"
+    bash "$here/node-container.sh" down "$name"
     exit 0
     ;;
   node)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 pytest_plugins = ["conftest_bench"]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,3 +65,30 @@ def test_nothing_completed_exits_1_and_shows_the_errors(sse_server) -> None:
 def test_bad_options_exit_2() -> None:
     assert bench_cli("--base-url", "http://127.0.0.1:1", "--model", "m", "--concurrency", "0").returncode == 2
     assert bench_cli("--base-url", "http://x", "--model", "m", "--concurrency", "a,b").returncode == 2
+
+
+@pytest.mark.slow
+def test_runs_after_pip_install_of_the_control_plane_alone(sse_server, tmp_path: Path) -> None:
+    # No `make venv` and so no .pth naming .collections: the package must find the collection itself.
+    # --no-deps: the benchmark needs none of the control plane's dependencies, and none of them
+    # provides ansible_collections, so this is the stricter case.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    installed = subprocess.run(
+        [venv / "bin" / "pip", "install", "-q", "--no-deps", "-e", REPO / "control"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    url = sse_server("--ttfr-ms", "5", "--ttft-ms", "20", "--interval-ms", "5")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYTHONPATH", "ANSIBLE_COLLECTIONS_PATH")
+    }
+    done = subprocess.run(
+        [venv / "bin" / "animaflow-bench", "--base-url", url, "--model", "m", "--concurrency", "1",
+         "--requests-per-level", "2", "--warmup-requests", "0", "--memory-bandwidth-gbps", "40"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].split()[:3] == ["1", "2", "0"]

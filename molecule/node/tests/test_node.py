@@ -59,14 +59,14 @@ def test_reported_facts_match_the_node(host):
         assert gpu["total_memory_mib"] == 8 * 81559
         assert "nvidia-smi" in gpu["sources"]
         assert facts["serve_port"] == 8001
-        assert facts["bind_address"] == "127.0.0.12"
+        assert facts["bind_address"] == "127.0.0.14"
         assert "vllm" in facts["summary"]
     else:
         gpu = facts["gpu"]
         assert gpu["accelerator"] == "cpu"
         assert gpu["count"] == 0
         assert gpu["gpus"] == []
-        assert facts["bind_address"] == "127.0.0.11"
+        assert facts["bind_address"] == "127.0.0.13"
         assert facts["serve_port"] == 8000
         assert "vllm" not in facts["summary"]
         assert "llamacpp" in facts["summary"]

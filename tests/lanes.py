@@ -1,0 +1,43 @@
+"""How `make test` spreads its tests over pytest-xdist workers (run-tests.sh: -n 4 --dist loadgroup).
+
+Most of a Molecule scenario's time is spent waiting on its nodes (systemd, health checks, docker exec),
+so scenarios run side by side; each has its own containers and loopback addresses. A lane is a chain
+of long tests that one worker runs in order. The llama.cpp builds run beside pytest (tests/builds.py),
+so the order is: the lanes that need no llama-server, then the short tests (they keep every worker
+busy while the builds run), then the lanes that wait for the builds, the longest first, so that the
+last scenario to finish is started as soon as it can be. Without xdist the marks do nothing and only
+the order applies.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+MOLECULE = "tests/integration/test_molecule.py::test_scenario"
+# (lane, its tests in order, needs the llama.cpp builds)
+LANES: list[tuple[str, list[str], bool]] = [
+    ("node", [f"{MOLECULE}[node]", f"{MOLECULE}[units]"], False),
+    ("lint", ["tests/integration/test_lint.py"], False),
+    ("llamacpp", [f"{MOLECULE}[llamacpp]"], True),
+    ("ollama", [f"{MOLECULE}[ollama]", "tests/integration/test_bench_real_server.py"], True),
+    ("benchmark", [f"{MOLECULE}[benchmark]", "tests/control/test_control_container_node.py"], True),
+]
+SHORT_TESTS = 1_000  # the rank of every test outside the lanes: between the two kinds of lane
+
+
+def _rank(nodeid: str) -> tuple[int, str | None]:
+    for lane_rank, (lane, prefixes, needs_builds) in enumerate(LANES):
+        for position, prefix in enumerate(prefixes):
+            if nodeid == prefix or nodeid.startswith((prefix + "::", prefix + "[")):
+                return (2 * SHORT_TESTS if needs_builds else 0) + lane_rank * 10 + position, lane
+    return SHORT_TESTS, None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    ranks = {}
+    for item in items:
+        rank, lane = _rank(item.nodeid)
+        if lane is not None:
+            item.add_marker(pytest.mark.xdist_group(lane))
+        ranks[item.nodeid] = rank
+    items.sort(key=lambda item: ranks[item.nodeid])  # stable: the collection order within a rank
