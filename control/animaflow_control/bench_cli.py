@@ -64,10 +64,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend-version")
     parser.add_argument("--model-bytes", type=int)
     parser.add_argument(
-        "--memory-bandwidth-gbps", type=float, help="use this instead of measuring the host's"
+        "--memory-bandwidth-gbps", type=float, help="the decode bound's bandwidth, used as given"
     )
+    parser.add_argument(
+        "--memory-bandwidth-source",
+        choices=("auto", "cpu", "gpu"),
+        default="auto",
+        help="cpu: measure RAM reads with --threads threads; gpu: the GPU facts' datasheet figure; "
+        "auto (default): gpu when --gpu-facts shows a usable GPU",
+    )
+    parser.add_argument("--threads", type=int, help="readers for the cpu measurement: the server's threads")
+    parser.add_argument("--gpus-used", type=int, help="GPUs the server spreads the model over")
+    parser.add_argument("--gpu-split", choices=("tensor", "layer"), help="default: layer for llamacpp/ollama")
+    parser.add_argument("--gpu-python", help="python with torch, to time a copy on GPU 0 (unproven)")
     parser.add_argument("--gpu-facts", type=_json_file, help="JSON file with animaflow_gpu facts")
     parser.add_argument("--cpu-facts", type=_json_file, help="JSON file with animaflow_cpu facts")
+    parser.add_argument(
+        "--client-processes", type=int, help="processes the client spreads streams over (default: 1 per 64)"
+    )
     parser.add_argument("--output", type=Path, help="write the results JSON here")
     return parser
 
@@ -79,7 +93,7 @@ def _ms(summary: dict[str, Any], key: str) -> str:
 
 def render_table(results: dict[str, Any]) -> str:
     header = (
-        "conc", "ok", "fail", "req/s", "out tok/s", "TTFR p50", "TTFT p50", "TTFT p95",
+        "conc", "ok", "fail", "req/s", "out tok/s", "TTFR p50", "TTFT p50", "TTFT p95", "TTFAT p50",
         "TPOT p50", "TPOT p95", "ITL p50", "E2EL p95", "errors",
     )  # fmt: skip
     rows = [header]
@@ -94,6 +108,7 @@ def render_table(results: dict[str, Any]) -> str:
                 _ms(level["ttfr_ms"], "median"),
                 _ms(level["ttft_ms"], "median"),
                 _ms(level["ttft_ms"], "p95"),
+                _ms(level["ttfat_ms"], "median"),
                 _ms(level["tpot_ms"], "median"),
                 _ms(level["tpot_ms"], "p95"),
                 _ms(level["itl_ms"], "median"),
@@ -105,14 +120,25 @@ def render_table(results: dict[str, Any]) -> str:
     lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
     goodput, bound = results["goodput"], results["decode_bound"]
     lines.append("")
-    lines.append("latencies in ms; TPOT = (E2EL - TTFT) / (output_tokens - 1); TTFR counts a role-only chunk")
+    lines.append(
+        "latencies in ms; TPOT = (E2EL - TTFT) / (output_tokens - 1); TTFR counts a role-only chunk; "
+        "TTFAT = first answer (content) token, after any reasoning"
+    )
     lines.append(f"output tokens from: {results['token_source']} ({results['token_source_note']})")
     lines.append(
         f"goodput: {goodput['concurrency']} concurrent requests "
         f"(p95 TTFT <= {goodput['slo_ttft_ms']} ms, p95 TPOT <= {goodput['slo_tpot_ms']} ms, no failures)"
     )
-    lines.append(f"memory bandwidth: {results['host']['memory_bandwidth_gbps']} GB/s")
-    if bound["tokens_per_s_upper"] is not None:
+    for warning in results["client"]["warnings"]:
+        lines.append(f"WARNING (the client may have measured itself): {warning}")
+    host = results["host"]
+    lines.append(
+        f"memory bandwidth: {host['memory_bandwidth_gbps']} GB/s ({host.get('memory_bandwidth_source')}: "
+        f"{host['memory_bandwidth_method']})"
+    )
+    if bound.get("warning"):
+        lines.append(f"decode bound: {bound['tokens_per_s_upper']} tokens/s - WARNING: {bound['warning']}")
+    elif bound["tokens_per_s_upper"] is not None:
         fraction = bound["achieved_fraction"]
         lines.append(
             f"decode bound: {bound['tokens_per_s_upper']} tokens/s; single stream reached "
@@ -143,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         gpu=args.gpu_facts,
         cpu=args.cpu_facts,
         memory_bandwidth_gbps=args.memory_bandwidth_gbps,
+        memory_bandwidth_source=args.memory_bandwidth_source,
+        threads=args.threads,
+        gpus_used=args.gpus_used,
+        gpu_split=args.gpu_split,
+        gpu_python=args.gpu_python,
+        client_processes=args.client_processes,
     )
     try:
         config.validate()

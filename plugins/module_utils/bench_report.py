@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.animaflow.inference.plugins.module_utils.llamacpp_tune import (
+    TUNE_KIND,
+    tuning_markdown,
+)
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_schema import SCHEMA_VERSION
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stats import (
+    DECODE_BOUND_TOLERANCE,
+)
 
 REPORT_FILE = "report.md"
 # (file name, title, y-axis label, value of one level); one line per node and backend in each.
@@ -63,6 +70,42 @@ def load_entries(run_dir: Path, nodes: list[dict[str, Any]], missing_ok: bool) -
     return entries
 
 
+def load_tunings(run_dir: Path, nodes: list[dict[str, Any]], missing_ok: bool) -> list[dict[str, Any]]:
+    """Each node's llama.cpp sweep (-e benchmark_tune=true): host with results, error or skipped."""
+    tunings = []
+    for node in nodes:
+        tuning = node.get("tuning") or {}
+        if not tuning:
+            continue
+        entry: dict[str, Any] = {"host": node["host"], **tuning}
+        if tuning.get("results"):
+            path = run_dir / tuning["results"]
+            if missing_ok and not path.exists():
+                continue
+            try:
+                entry["data"] = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise ReportError(f"cannot read the sweep {path}: {error}") from error
+            if not isinstance(entry["data"], dict) or entry["data"].get("kind") != TUNE_KIND:
+                raise ReportError(f"{path} is not llamacpp_tune results")
+        tunings.append(entry)
+    return tunings
+
+
+def _tuning_lines(tunings: list[dict[str, Any]]) -> list[str]:
+    if not tunings:
+        return []
+    lines = ["", "## llama.cpp tuning", ""]
+    for entry in tunings:
+        lines += [f"### {entry['host']}", ""]
+        if entry.get("data"):
+            lines += tuning_markdown(entry["data"], entry.get("suggestion"))
+        else:
+            lines.append(f"- {entry.get('error') or entry.get('skipped') or 'no sweep'}")
+        lines.append("")
+    return lines
+
+
 def level_value(level: dict[str, Any], key: str) -> float | None:
     if key == "ttft_p95":
         return (level.get("ttft_ms") or {}).get("p95")
@@ -92,7 +135,14 @@ def _levels_table(entries: list[Entry]) -> list[str]:
         for level in entry.results.get("levels") or []
     )
     header = ["Node", "Backend", "Version", "Conc.", "OK", "Failed", "Output tok/s", "Req/s"]
+    # Time to first answer token only when some model streamed reasoning first.
+    with_reasoning = any(
+        level.get("requests_with_reasoning")
+        for entry in entries
+        for level in entry.results.get("levels") or []
+    )
     header += ["TTFT p50 ms", "TTFT p95 ms", "TPOT p50 ms", "TPOT p95 ms", "E2EL p95 ms"]
+    header += ["TTFAT p50 ms"] if with_reasoning else []
     header += ["Server TPOT p50 ms"] if with_server else []
     rows = []
     for entry in entries:
@@ -114,20 +164,57 @@ def _levels_table(entries: list[Entry]) -> list[str]:
                     ("e2el_ms", "p95"),
                 )
             ]
+            if with_reasoning:
+                row.append(_num((level.get("ttfat_ms") or {}).get("median")))
             if with_server:
                 row.append(_num((level.get("server_tpot_ms") or {}).get("median")))
             rows.append(row)
-    return _table(header, rows)
+    return _table(header, rows) + _client_notes(entries)
+
+
+def _client_notes(entries: list[Entry]) -> list[str]:
+    """The input the servers counted (and served from cache), and any warning about the client."""
+    notes = []
+    for entry in entries:
+        measured = (entry.results.get("workload") or {}).get("measured_input") or {}
+        if measured.get("prompt_tokens_mean") is not None:
+            cached = measured.get("cached_prompt_tokens_mean")
+            notes.append(
+                f"- {entry.label}: {_num(measured['prompt_tokens_mean'])} prompt tokens per request as the server "
+                "counted them (chat template included)"
+                + ("" if cached is None else f", {_num(cached)} of them from its prefix cache")
+                + "."
+            )
+        notes += [
+            f"- {entry.label} client: {text}."
+            for text in (entry.results.get("client") or {}).get("warnings") or []
+        ]
+    return ["", *notes] if notes else []
+
+
+def _bandwidth_cell(results: dict[str, Any], bound: dict[str, Any]) -> str:
+    gbps = bound.get("memory_bandwidth_gbps", (results.get("host") or {}).get("memory_bandwidth_gbps"))
+    source = bound.get("source") or (results.get("host") or {}).get("memory_bandwidth_source")
+    return "-" if gbps is None else f"{_num(gbps)} ({source or 'unknown'})"
 
 
 def _goodput_table(entries: list[Entry]) -> list[str]:
     header = ["Node", "Backend", "Model", "Goodput (concurrency)", "Output tok/s there", "Tokens from"]
-    header += ["Decode bound tok/s", "Achieved"]
-    rows = []
+    header += ["Bandwidth GB/s (source)", "Decode bound tok/s", "Achieved"]
+    rows, notes = [], []
     for entry in entries:
         results = entry.results
         goodput, bound = results.get("goodput") or {}, results.get("decode_bound") or {}
-        fraction = bound.get("achieved_fraction")
+        fraction, warning = bound.get("achieved_fraction"), bound.get("warning")
+        if fraction is not None and fraction > 1 + DECODE_BOUND_TOLERANCE and not warning:
+            # Results written before the benchmark refused such fractions.
+            warning = f"single stream at {fraction:.2f} x its bound: the bound is wrong, not the server"
+        if warning:
+            # Never a percentage above 100: the bound is wrong, and the note says why.
+            notes.append(f"- {entry.label}: {warning}.")
+        method = bound.get("method") or (results.get("host") or {}).get("memory_bandwidth_method")
+        if method:
+            notes.append(f"- {entry.label} bandwidth: {method}.")
         rows.append(
             [
                 entry.host,
@@ -136,11 +223,12 @@ def _goodput_table(entries: list[Entry]) -> list[str]:
                 "none" if goodput.get("concurrency") is None else str(goodput["concurrency"]),
                 _num(goodput.get("output_tokens_per_s")),
                 results.get("token_source") or "-",
+                _bandwidth_cell(results, bound),
                 _num(bound.get("tokens_per_s_upper")),
-                "-" if fraction is None else f"{fraction:.1%}",
+                "bound wrong (below)" if warning else "-" if fraction is None else f"{fraction:.1%}",
             ]
         )
-    return _table(header, rows)
+    return _table(header, rows) + (["", *notes] if notes else [])
 
 
 def _workload_lines(entries: list[Entry]) -> list[str]:
@@ -191,7 +279,15 @@ def _node_lines(node: dict[str, Any]) -> list[str]:
 
 def _definition_lines(entries: list[Entry]) -> list[str]:
     definitions = entries[0].results.get("metric_definitions") or {} if entries else {}
-    names = ("ttft_ms", "tpot_ms", "e2el_ms", "output_tokens_per_s", "server_tpot_ms", "output_tokens")
+    names = (
+        "ttft_ms",
+        "ttfat_ms",
+        "tpot_ms",
+        "e2el_ms",
+        "output_tokens_per_s",
+        "server_tpot_ms",
+        "output_tokens",
+    )
     return [f"- `{name}`: {definitions[name]}" for name in names if name in definitions]
 
 
@@ -202,6 +298,7 @@ def render_markdown(
     charts: list[str],
     charts_note: str | None,
     failed_hosts: list[str],
+    tunings: list[dict[str, Any]] | None = None,
 ) -> str:
     lines = [f"# Benchmark {run_id}", ""]
     lines += _workload_lines(entries)
@@ -218,6 +315,7 @@ def render_markdown(
     lines += ["", "## Recommendation per node", ""]
     for node in nodes:
         lines += _node_lines(node)
+    lines += _tuning_lines(tunings or [])
     definitions = _definition_lines(entries)
     if definitions:
         lines += ["## Definitions", "", *definitions, ""]
@@ -279,10 +377,11 @@ def build_report(
 ) -> dict[str, Any]:
     """Render the report; write it only when `write` (check mode passes False)."""
     entries = load_entries(run_dir, nodes, missing_ok=not write)
+    tunings = load_tunings(run_dir, nodes, missing_ok=not write)
     # Drawn in memory in check mode too, so `changed` compares the real bytes.
     charts, note = render_charts(entries)
     chart_names = list(charts)
-    markdown = render_markdown(run_id, entries, nodes, chart_names, note, failed_hosts)
+    markdown = render_markdown(run_id, entries, nodes, chart_names, note, failed_hosts, tunings)
     report = run_dir / REPORT_FILE
     files = {REPORT_FILE: markdown.encode("utf-8"), **charts}
     changed = any(_differs(run_dir / name, content) for name, content in files.items())

@@ -3,38 +3,44 @@
 """Benchmark an OpenAI-compatible server: closed-loop concurrency sweep, results schema version 1.
 
 Shared by the llm_benchmark module (on the node) and the animaflow-bench command. Standard library
-only. The transport is llm_bench_client, the arithmetic llm_bench_stats, the formulas
-llm_bench_schema.
+only. The transport is llm_bench_client, the closed loop of a level (in one event loop or over
+forked processes) llm_bench_load, the arithmetic llm_bench_stats, the formulas llm_bench_schema.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ansible_collections.animaflow.inference.plugins.module_utils.gpu_bandwidth import GPU_SPLITS
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_client import (
     ConnectionPool,
     Endpoint,
     RequestRecord,
     build_request,
     parse_endpoint,
-    send_request,
 )
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_host import (
-    measure_memory_bandwidth,
+    BANDWIDTH_SOURCES,
+    memory_bandwidth,
+)
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_load import (
+    ClientPlan,
+    measure_level,
 )
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_schema import (
     METRIC_DEFINITIONS,
     SCHEMA_VERSION,
 )
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stats import (
+    CLIENT_CPU_WARN_CORES,
+    CLIENT_LAG_WARN_MS,
     decode_bound,
+    describe,
     goodput,
     summarise_level,
     token_source,
@@ -63,10 +69,28 @@ _FILLER = (
     "coffee", "butter", "cotton", "copper", "timber", "velvet", "thunder", "shadow", "signal", "anchor",
     "circle", "dragon", "engine",
 )  # fmt: skip
+# The opening word of each prompt: one per initial letter, so that consecutive requests differ
+# from their first character on whatever the tokenizer (a leading word without its space is often
+# split, "rocket" -> "rock" "et", and two words sharing a first piece would share a cached token).
+_OPENERS = (
+    "river", "stone", "cloud", "light", "green", "house", "paper", "window", "music", "table",
+    "yellow", "orange", "forest", "bridge", "jacket", "valley", "island", "desert", "anchor", "engine",
+)  # fmt: skip
 PROMPT_METHOD = (
-    "one user message per request: a prefix unique to the run and the request (so no request can "
-    "reuse another's prefix cache, not even a previous run's), then filler words drawn with the seed; "
-    "about 1 token per word and 1 per 4 prefix characters, chat template not counted"
+    "one user message per request, unique from its first word: two words picked by the request's "
+    "number from a per-run random offset (consecutive requests start with different letters), then "
+    "filler words drawn with the seed, then the tag 'Request <run>-<n>' and the instruction to repeat "
+    "the words; about 1 token per word. The chat template's own opening (system prompt, role "
+    "markers) comes before the user text, is the same for every request and cannot be avoided: a "
+    "server with prefix caching serves it from cache. Each level reports the prompt tokens the server "
+    "counted (prompt_tokens, template included) and those it took from its cache "
+    "(cached_prompt_tokens), where the server says"
+)
+CLIENT_STAMPS = (
+    "each read is stamped with the kernel's receive time of its newest bytes (SO_TIMESTAMPNS), else "
+    "with the read time (levels[].client.stamps says which); stamp lag = read time - arrival time, per "
+    "read. A level whose client was saturated (its own CPU, not a busy machine) is measured again over "
+    "twice the processes, once"
 )
 
 
@@ -90,8 +114,19 @@ class BenchConfig:
     model_bytes: int | None = None
     gpu: dict[str, Any] | None = None
     cpu: dict[str, Any] | None = None
-    # A datasheet figure (a GPU's memory bandwidth) replaces the host measurement when given.
+    # The decode bound's bandwidth (llm_bench_host.memory_bandwidth): a given figure wins; else
+    # "cpu" measures reads with `threads` threads (default: physical cores), "gpu" takes the GPU
+    # facts' datasheet figure (or a device probe run with gpu_python), "auto" picks by the GPU facts.
     memory_bandwidth_gbps: float | None = None
+    memory_bandwidth_source: str = "auto"
+    threads: int | None = None
+    gpus_used: int | None = None
+    gpu_split: str | None = None  # default by backend: layer for llamacpp and ollama, else tensor
+    gpu_python: str | None = None
+    # Client worker processes per level: None lets llm_bench_load.ClientPlan pick them (one per
+    # STREAMS_PER_PROCESS streams, at most the CPUs, more after a level whose client
+    # was saturated); 1 keeps the whole client in one event loop.
+    client_processes: int | None = None
 
     def validate(self) -> None:
         if not self.concurrency or any(level < 1 for level in self.concurrency):
@@ -102,6 +137,16 @@ class BenchConfig:
         if self.warmup_requests < 0 or self.timeout_s <= 0:
             raise ValueError("warmup_requests must be >= 0 and timeout_s > 0")
         parse_endpoint(self.base_url)
+        if self.client_processes is not None and self.client_processes < 1:
+            raise ValueError("client_processes must be >= 1 when given")
+        if self.memory_bandwidth_source not in BANDWIDTH_SOURCES or self.gpu_split not in (None, *GPU_SPLITS):
+            raise ValueError(
+                f"memory_bandwidth_source must be one of {', '.join(BANDWIDTH_SOURCES)} and gpu_split one of "
+                f"{', '.join(GPU_SPLITS)}"
+            )
+        for name in ("threads", "gpus_used", "memory_bandwidth_gbps"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 when given")
 
 
 class Workload:
@@ -111,13 +156,17 @@ class Workload:
         self.config = config
         self.endpoint = endpoint
         self.run_id = secrets.token_hex(4)
+        # Where this run's request numbers start in the openers: another run (same seed) starts elsewhere.
+        self.offset = secrets.randbelow(len(_OPENERS) * len(_FILLER))
         self.rng = random.Random(config.seed)
         self.issued = 0
 
     def prompt(self, index: int) -> str:
-        prefix = f"Request {self.run_id}-{index}. Repeat these words, then keep writing more of them: "
-        words = max(1, self.config.input_tokens - len(prefix) // 4)
-        return prefix + " ".join(self.rng.choice(_FILLER) for _ in range(words))
+        number = self.offset + index
+        head = f"{_OPENERS[number % len(_OPENERS)]} {_FILLER[number // len(_OPENERS) % len(_FILLER)]}"
+        tail = f". Request {self.run_id}-{index}: repeat these words, then keep writing more of them."
+        words = max(0, self.config.input_tokens - 2 - len(tail) // 4)
+        return " ".join([head, *(self.rng.choice(_FILLER) for _ in range(words))]) + tail
 
     def body(self, index: int) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -140,32 +189,29 @@ class Workload:
         ]
 
 
-async def _open_connections(pool: ConnectionPool, count: int, timeout_s: float) -> None:
-    """Open the level's connections before its clock starts; failures show up in the requests."""
-    opened = await asyncio.gather(
-        *(asyncio.wait_for(pool.acquire(), timeout_s) for _ in range(count)), return_exceptions=True
-    )
-    for conn in opened:
-        if not isinstance(conn, BaseException):
-            pool.release(conn)
-
-
 async def run_level(
-    pool: ConnectionPool, requests: list[bytes], concurrency: int, timeout_s: float
+    pool: ConnectionPool, requests: list[bytes], concurrency: int, timeout_s: float, processes: int = 1
 ) -> tuple[list[RequestRecord], float]:
     """Closed loop: each of `concurrency` workers sends its next request when the last one ends."""
-    workers = min(concurrency, len(requests))
-    await _open_connections(pool, workers, timeout_s)
-    queue = iter(enumerate(requests))  # shared: whichever worker is free takes the next request
-    records: list[RequestRecord] = []
+    run = await measure_level(pool, requests, concurrency, timeout_s, processes)
+    return run.records, run.duration_s
 
-    async def worker() -> None:
-        for index, request in queue:
-            records.append(await send_request(pool, request, index, timeout_s))
 
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    return records, time.perf_counter() - start
+def _measured_input(records: list[RequestRecord]) -> dict[str, Any]:
+    prompt = describe([r.prompt_tokens for r in records if r.ok and r.prompt_tokens is not None])
+    cached = describe([r.cached_tokens for r in records if r.ok and r.cached_tokens is not None])
+    sources = sorted({r.cached_source for r in records if r.ok and r.cached_source})
+    return {
+        "prompt_tokens_mean": prompt["mean"],
+        "prompt_tokens_median": prompt["median"],
+        "requests_with_prompt_tokens": prompt["count"],
+        "cached_prompt_tokens_mean": cached["mean"],
+        "cached_prompt_tokens_max": cached["max"],
+        "requests_with_cached_tokens": cached["count"],
+        "cached_tokens_source": ", ".join(sources) or None,
+        "note": "usage.prompt_tokens counts the chat template too; the cached tokens are the template's "
+        "opening, shared by every request, unless a server reports more",
+    }
 
 
 def _now() -> str:
@@ -175,23 +221,33 @@ def _now() -> str:
 async def run_benchmark(config: BenchConfig) -> dict[str, Any]:
     config.validate()
     started_at = _now()
-    if config.memory_bandwidth_gbps:
-        bandwidth, method = config.memory_bandwidth_gbps, "given by the caller"
-    else:
-        # Before the sweep: the copy must not compete with the client for the CPU.
-        bandwidth, method = measure_memory_bandwidth()
+    # Before the sweep: the reads must not compete with the client and the server for the CPU.
+    bandwidth = memory_bandwidth(
+        source=config.memory_bandwidth_source,
+        given_gbps=config.memory_bandwidth_gbps,
+        threads=config.threads,
+        cpu_facts=config.cpu,
+        gpu_facts=config.gpu,
+        gpus_used=config.gpus_used,
+        gpu_split=config.gpu_split,
+        gpu_python=config.gpu_python,
+        backend=config.backend,
+    )
     endpoint = parse_endpoint(config.base_url)
     workload = Workload(config, endpoint)
     pool = ConnectionPool(endpoint)
     levels: list[dict[str, Any]] = []
+    measured: list[RequestRecord] = []
+    plan = ClientPlan(config.client_processes)
     try:
         if config.warmup_requests:
             await run_level(pool, workload.requests(config.warmup_requests), 1, config.timeout_s)
         for concurrency in config.concurrency:
-            records, duration = await run_level(
-                pool, workload.requests(config.requests_per_level), concurrency, config.timeout_s
+            run, client = await plan.level(
+                pool, lambda: workload.requests(config.requests_per_level), concurrency, config.timeout_s
             )
-            levels.append(summarise_level(concurrency, records, duration))
+            measured += run.records
+            levels.append(summarise_level(concurrency, run.records, run.duration_s, client))
     finally:
         await pool.close()
     source = token_source([level["token_source"] for level in levels])
@@ -206,8 +262,9 @@ async def run_benchmark(config: BenchConfig) -> dict[str, Any]:
         "host": {
             "gpu": config.gpu,
             "cpu": config.cpu,
-            "memory_bandwidth_gbps": bandwidth,
-            "memory_bandwidth_method": method,
+            "memory_bandwidth_gbps": bandwidth["gbps"],
+            "memory_bandwidth_source": bandwidth["source"],
+            "memory_bandwidth_method": bandwidth["method"],
             "model_bytes": config.model_bytes,
         },
         "workload": {
@@ -222,14 +279,34 @@ async def run_benchmark(config: BenchConfig) -> dict[str, Any]:
             "seed": config.seed,
             "load": "closed loop: each worker sends its next request when the previous one ends",
             "prompts": PROMPT_METHOD,
-            "connections_opened": pool.opened,
-            "stale_connections_retried": pool.stale_retries,
+            "measured_input": _measured_input(measured),
+            "connections_opened": pool.opened + plan.opened,
+            "stale_connections_retried": pool.stale_retries + plan.retried,
+        },
+        "client": {
+            "stamps": CLIENT_STAMPS,
+            "cpu_warn_cores_per_process": CLIENT_CPU_WARN_CORES,
+            "stamp_lag_warn_p99_ms": CLIENT_LAG_WARN_MS,
+            "warnings": [
+                f"concurrency {level['concurrency']}: {warning}"
+                for level in levels
+                for warning in level["client"]["warnings"]
+            ],
         },
         "levels": levels,
         "token_source": source,
         "token_source_note": _token_note(source),
         "goodput": goodput(levels, config.slo_ttft_ms, config.slo_tpot_ms),
-        "decode_bound": decode_bound(levels, bandwidth, config.model_bytes),
+        "decode_bound": decode_bound(
+            levels,
+            bandwidth["gbps"],
+            config.model_bytes,
+            source=bandwidth["source"],
+            method=bandwidth["method"],
+            gpus_used=bandwidth.get("gpus_used")
+            if bandwidth["source"] in ("gpu_datasheet", "gpu_measured")
+            else None,
+        ),
         "metric_definitions": METRIC_DEFINITIONS,
         "started_at": started_at,
         "finished_at": _now(),

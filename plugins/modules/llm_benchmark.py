@@ -32,11 +32,17 @@ description:
     C(connection), C(protocol)); failures are counted, never dropped.
   - Output tokens come from the server's C(usage); when a server sends none the content chunks are
     counted instead and RV(benchmark.token_source) says so.
-  - Finds the goodput (the highest concurrency meeting the p95 SLOs with no failures), measures the
-    node's memory bandwidth with a timed memory copy and compares single-stream decode speed with
-    the bound that bandwidth sets.
-  - Every prompt starts with a prefix unique to the run and the request, so prefix caches cannot
-    flatter the numbers.
+  - Finds the goodput (the highest concurrency meeting the p95 SLOs with no failures) and compares
+    single-stream decode speed with the bound the memory bandwidth sets (bandwidth / model bytes),
+    that is the read bandwidth of the host's RAM with the server's thread count for a CPU server and
+    the GPUs' figure for a GPU server (O(memory_bandwidth_source)). A single stream faster than its bound by
+    more than 5 % gets no fraction but a warning that the bound is wrong.
+  - Every prompt differs from the others from its first word, so a prefix cache can serve only the
+    chat template's own opening (system prompt, role markers), which every request shares; each level
+    reports the prompt tokens the server counted and those it served from its cache.
+  - Chunks are stamped when their bytes arrived (the kernel's receive timestamp), and a level whose
+    client cannot keep up is measured again split over more processes; every level reports the
+    client's CPU and stamp lag, with warnings past 0.7 core per process or 2 ms p99 lag.
   - In check mode nothing is sent.
 author:
   - AnimaFlow Inference contributors
@@ -109,9 +115,52 @@ options:
     type: int
   memory_bandwidth_gbps:
     description:
-      - Memory bandwidth to use for the decode bound instead of measuring the host's, for example
-        a GPU's datasheet figure when the model runs in GPU memory.
+      - Memory bandwidth in GB/s for the decode bound, used as given (source C(given)) instead of
+        measuring or looking one up. For a tensor-parallel server, the sum over the GPUs it uses.
     type: float
+  memory_bandwidth_source:
+    description:
+      - Where the decode bound's bandwidth comes from when O(memory_bandwidth_gbps) is not given.
+      - C(cpu) measures the host's read bandwidth with O(threads) threads (source C(measured_cpu_read)),
+        for llama.cpp or Ollama on CPU.
+      - C(gpu) takes the datasheet figure of the GPUs in O(gpu) (source C(gpu_datasheet)), or measures
+        GPU 0 with O(gpu_python) (source C(gpu_measured)); a GPU the table does not know gives no
+        bound, never the host's figure.
+      - C(auto) is C(gpu) when O(gpu) shows a usable GPU (accelerator not C(cpu)), else C(cpu); pass
+        C(cpu) for a CPU build serving on a GPU node.
+    type: str
+    choices: [auto, cpu, gpu]
+    default: auto
+  threads:
+    description:
+      - Threads reading at once for the C(cpu) measurement; give the server's thread count
+        (llama.cpp C(--threads)). Default the node's physical cores, llama.cpp's and Ollama's own default.
+    type: int
+  gpus_used:
+    description:
+      - GPUs the server spreads the model over (vLLM C(--tensor-parallel-size), SGLang C(--tp-size));
+        default every GPU in O(gpu)'s C(gpus). Each holds C(model_bytes / gpus_used) of the weights.
+    type: int
+  gpu_split:
+    description:
+      - How the server splits the model over O(gpus_used) GPUs. C(tensor) (vLLM, SGLang) - they read
+        their shares at once, the bound is O(gpus_used) x the slowest GPU's figure. C(layer) (llama.cpp,
+        Ollama) - they read their layers one after another, the bound is one GPU's figure.
+      - Default C(layer) when O(backend) is C(llamacpp) or C(ollama), else C(tensor).
+    type: str
+    choices: [tensor, layer]
+  gpu_python:
+    description:
+      - A Python interpreter with torch (the vLLM or SGLang virtualenv's) to time a device-to-device
+        copy and a reduction on GPU 0 for C(gpu); on failure the datasheet figure is used and the
+        method says why. Unproven on real hardware by this collection's tests.
+    type: path
+  client_processes:
+    description:
+      - Worker processes the client spreads each level's streams over. Default one per 64 streams, at
+        most the node's CPUs, and twice as many when a level finds one process saturated (the result's
+        C(client) figures say so).
+    type: int
   gpu:
     description: The node's C(animaflow_gpu) facts, copied into RV(benchmark.host.gpu).
     type: dict
@@ -121,8 +170,10 @@ options:
 extends_documentation_fragment:
   - animaflow.inference.attributes
 notes:
-  - The memory bandwidth is the best of five single-threaded copies of a 256 MiB buffer (read plus
-    write bytes over time); it briefly uses 512 MiB of RAM and is a lower bound for the host.
+  - The C(cpu) bandwidth is read-only - each thread scans its own buffer with libc C(memchr) through
+    ctypes (which releases the GIL) for a byte it does not hold; best of five rounds of about 0.1 s
+    after a calibration round. The buffers total max(256 MiB, 4 x the L3 cache), at most a quarter of
+    the available memory; RV(benchmark.host.memory_bandwidth_method) says what was timed.
   - Connections are opened before each level's clock starts and reused across requests and levels.
 """
 
@@ -136,8 +187,22 @@ EXAMPLES = r"""
     gpu: "{{ ansible_facts.animaflow_gpu }}"
     cpu: "{{ ansible_facts.animaflow_cpu }}"
     model_bytes: 4920734176
+    # A GPU build: the bound is one GPU's datasheet figure (llama.cpp splits by layers). For a CPU
+    # build, memory_bandwidth_source: cpu and threads: the server's --threads.
+    memory_bandwidth_source: gpu
     output_path: /var/lib/animaflow/benchmarks/llamacpp.json
   register: bench
+
+- name: Benchmark vLLM over 4 GPUs with tensor parallelism, measuring GPU 0 with the venv's torch
+  animaflow.inference.llm_benchmark:
+    base_url: http://127.0.0.1:8000
+    model: qwen2.5-32b-instruct
+    backend: vllm
+    gpu: "{{ ansible_facts.animaflow_gpu }}"
+    model_bytes: 65527752704
+    memory_bandwidth_source: gpu
+    gpus_used: 4
+    gpu_python: /opt/animaflow/vllm/current/venv/bin/python
 
 - name: A heavier sweep with a tighter latency target
   animaflow.inference.llm_benchmark:
@@ -172,20 +237,30 @@ benchmark:
       description: base_url, backend, version and model.
       type: dict
     host:
-      description: gpu and cpu facts, memory_bandwidth_gbps, memory_bandwidth_method, model_bytes.
+      description: >-
+        gpu and cpu facts, memory_bandwidth_gbps, memory_bandwidth_source, memory_bandwidth_method,
+        model_bytes.
       type: dict
     workload:
-      description: The options the run used, the prompt method and how many connections it opened.
+      description: >-
+        The options the run used, the prompt method, measured_input (prompt and cached prompt tokens
+        as the server counted them) and how many connections it opened.
       type: dict
     levels:
       description:
         - One entry per concurrency level, with concurrency, requests, completed, failed,
           errors (kind to count), error_examples, duration_s, request_per_s, total_output_tokens,
           output_tokens_per_s, token_source, decode_tokens_per_s_median.
-        - ttfr_ms, ttft_ms, tpot_ms, itl_ms and e2el_ms, each with count, mean, median, p90, p95, p99
-          and max.
+        - ttfr_ms, ttft_ms, ttfat_ms (first answer token, after any reasoning), tpot_ms, itl_ms,
+          e2el_ms, prompt_tokens and cached_prompt_tokens, each with count, mean, median, p90, p95, p99
+          and max; requests_with_reasoning and requests_without_answer.
+        - client - processes, cpu_cores, cpu_cores_per_process_max, stamps (C(kernel) or C(read)),
+          stamp_lag_ms (count, median, p99, max), warnings, saturated and rerun_from.
       type: list
       elements: dict
+    client:
+      description: How the client stamped, the warning thresholds and every level's client warnings.
+      type: dict
     token_source:
       description: C(usage) when every count came from the server, C(chunks) or C(mixed) otherwise.
       type: str
@@ -200,8 +275,14 @@ benchmark:
         levels_meeting_slo.
       type: dict
     decode_bound:
-      description: tokens_per_s_upper (bandwidth / model_bytes), single_stream_decode_tokens_per_s and
-        achieved_fraction; nulls without model_bytes.
+      description:
+        - memory_bandwidth_gbps, source (C(measured_cpu_read), C(gpu_datasheet), C(gpu_measured),
+          C(given) or null), method, tokens_per_s_upper (bandwidth / model_bytes),
+          single_stream_decode_tokens_per_s, achieved_fraction, warning, note; weights_bytes_per_gpu
+          for a GPU bound. Nulls without model_bytes or a bandwidth.
+        - achieved_fraction is null and warning says why when one stream beat the bound by more than
+          5 % - the bound is then wrong (the host's bandwidth for a GPU server, or model_bytes is not
+          what one token reads).
       type: dict
     metric_definitions:
       description: Formula of each metric.
@@ -233,6 +314,12 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "backend_version": {"type": "str"},
     "model_bytes": {"type": "int"},
     "memory_bandwidth_gbps": {"type": "float"},
+    "memory_bandwidth_source": {"type": "str", "choices": ["auto", "cpu", "gpu"], "default": "auto"},
+    "threads": {"type": "int"},
+    "gpus_used": {"type": "int"},
+    "gpu_split": {"type": "str", "choices": ["tensor", "layer"]},
+    "gpu_python": {"type": "path"},
+    "client_processes": {"type": "int"},
     "gpu": {"type": "dict"},
     "cpu": {"type": "dict"},
 }
@@ -255,6 +342,10 @@ def main() -> None:
             module.warn(
                 f"concurrency {level['concurrency']}: {level['failed']} of {level['requests']} requests failed ({kinds})"
             )
+    if results["decode_bound"].get("warning"):
+        module.warn(f"decode bound: {results['decode_bound']['warning']}")
+    for warning in results["client"]["warnings"]:
+        module.warn(f"benchmark client: {warning}")
     changed = False
     if params["output_path"]:
         directory = os.path.dirname(params["output_path"])

@@ -22,6 +22,7 @@ the artifact mirror's source tarball (about 4 min on 2 cores) into .cache/test-b
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -30,7 +31,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,8 @@ REPO = Path(__file__).resolve().parents[2]
 MIRROR = REPO / ".cache" / "mirror"
 TEST_BUILDS = REPO / ".cache" / "test-builds"
 MODELS = {"tiny": "animaflow-tiny.gguf", "smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+# The loopback address test servers bind (machines shared by several test runs give each its own).
+LOOPBACK = os.environ.get("ANIMAFLOW_TEST_LOOPBACK", "127.0.0.1")
 OUTPUT_TOKENS = 48
 REQUESTS_PER_LEVEL = 6
 TOLERANCE = 0.10
@@ -95,19 +98,20 @@ def _build_from_mirror() -> Path:
 
 
 @pytest.fixture(scope="session")
-def llama_server_binary() -> Path:
+def llama_server_binary(llamacpp_builds: Callable[..., None]) -> Path:
+    llamacpp_builds(known_versions()[-1])
     return _cached_binary() or _build_from_mirror()
 
 
 def _free_port() -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((LOOPBACK, 0))
         return probe.getsockname()[1]
 
 
 @pytest.fixture(params=sorted(MODELS))
 def llama_server(request: pytest.FixtureRequest, llama_server_binary: Path) -> Iterator[str]:
-    """llama-server on 127.0.0.1 with one mirror model, two slots; yields its base URL."""
+    """llama-server on LOOPBACK with one mirror model, two slots; yields its base URL."""
     model = MIRROR / "models" / MODELS[request.param]
     if not model.exists():
         pytest.skip(f"{model} is not in the mirror (tests/infra/prepare-mirror.py puts it there)")
@@ -115,10 +119,10 @@ def llama_server(request: pytest.FixtureRequest, llama_server_binary: Path) -> I
     TEST_BUILDS.mkdir(parents=True, exist_ok=True)
     log_path = TEST_BUILDS / f"llama-server-{request.param}.log"
     command = [str(llama_server_binary), "--model", str(model), "--alias", request.param]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--ctx-size", "1024", "--parallel", "2"]
+    command += ["--host", LOOPBACK, "--port", str(port), "--ctx-size", "1024", "--parallel", "2"]
     log = log_path.open("w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{LOOPBACK}:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -138,7 +142,7 @@ def llama_server(request: pytest.FixtureRequest, llama_server_binary: Path) -> I
         log.close()
 
 
-def _measure(url: str, model: str, concurrency: int) -> list[RequestRecord]:
+def _measure(url: str, model: str, concurrency: int, sent: list[bytes] | None = None) -> list[RequestRecord]:
     """The level loop of run_benchmark, keeping the per-request records (and their timings)."""
     config = BenchConfig(
         base_url=url, model=model, output_tokens=OUTPUT_TOKENS, input_tokens=32, ignore_eos=True
@@ -149,12 +153,54 @@ def _measure(url: str, model: str, concurrency: int) -> list[RequestRecord]:
         workload, pool = Workload(config, endpoint), ConnectionPool(endpoint)
         try:
             await run_level(pool, workload.requests(2), 1, 120.0)  # warm-up after the model load
-            records, _ = await run_level(pool, workload.requests(REQUESTS_PER_LEVEL), concurrency, 120.0)
+            requests = workload.requests(REQUESTS_PER_LEVEL)
+            if sent is not None:
+                sent.extend(requests)
+            records, _ = await run_level(pool, requests, concurrency, 120.0)
             return records
         finally:
             await pool.close()
 
     return asyncio.run(run())
+
+
+def _post(url: str, path: str, data: dict) -> dict:
+    request = urllib.request.Request(
+        url + path, data=json.dumps(data).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.load(answer)
+
+
+def test_prompts_share_only_the_chat_templates_opening(llama_server: str, request) -> None:
+    """Every request's prompt differs from its first word, so llama-server's prefix cache can serve
+    only the chat template's own opening (system prompt and role markers, the same for every
+    request); the benchmark records the prompt tokens the server counted and those it had cached."""
+    model = request.node.callspec.params["llama_server"]
+    sent: list[bytes] = []
+    records = _measure(llama_server, model, 2, sent=sent)
+    assert all(r.ok for r in records), [r.error_detail for r in records if not r.ok]
+    opening, totals = set(), []
+    for record in records:
+        body = json.loads(sent[record.index].split(b"\r\n\r\n", 1)[1])
+        templated = _post(llama_server, "/apply-template", {"messages": body["messages"]})["prompt"]
+        content = body["messages"][0]["content"]
+        opening.add(
+            len(
+                _post(llama_server, "/tokenize", {"content": templated[: templated.index(content)]})["tokens"]
+            )
+        )
+        totals.append(len(_post(llama_server, "/tokenize", {"content": templated})["tokens"]))
+    (template,) = opening  # the same opening for every request
+    assert [r.prompt_tokens for r in records] == totals  # usage.prompt_tokens, chat template included
+    cached = [r.cached_tokens for r in records]
+    assert all(isinstance(n, int) for n in cached) and {r.cached_source for r in records} == {
+        "usage.prompt_tokens_details.cached_tokens"
+    }
+    # At most a token shared by chance beyond the template (the old prompts shared ~10 more); after
+    # the warm-up both slots hold a prompt, so the template's opening does come from the cache.
+    assert max(cached) <= template + 1, (cached, template)
+    assert statistics.median(cached) >= template - 1, (cached, template)
 
 
 @pytest.mark.parametrize("concurrency", [1, 2])

@@ -6,6 +6,7 @@ delays to what the client measures.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,12 +16,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER = REPO / "tests" / "standins" / "scheduled_sse_server.py"
+# The loopback address test servers bind (machines shared by several test runs give each its own).
+LOOPBACK = os.environ.get("ANIMAFLOW_TEST_LOOPBACK", "127.0.0.1")
 
 
 def start_server(*args: str) -> tuple[subprocess.Popen[str], str]:
     """Start the stand-in with these command-line options; return it and its base URL."""
     process = subprocess.Popen(
-        [sys.executable, str(SERVER), "--port", "0", *args],
+        [sys.executable, str(SERVER), "--host", LOOPBACK, "--port", "0", *args],
         stdout=subprocess.PIPE,
         text=True,
     )

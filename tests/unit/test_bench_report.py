@@ -66,7 +66,14 @@ def results(backend: str, speed: float, server_tpot: bool = True) -> dict[str, A
             "slo_ttft_ms": 1000.0,
             "slo_tpot_ms": 100.0,
         },
-        "decode_bound": {"tokens_per_s_upper": 500.0, "achieved_fraction": 0.1234},
+        "decode_bound": {
+            "memory_bandwidth_gbps": 20.0,
+            "source": "measured_cpu_read",
+            "method": "read-only: 2 thread(s) scanned with memchr",
+            "tokens_per_s_upper": 500.0,
+            "achieved_fraction": 0.1234,
+            "warning": None,
+        },
         "metric_definitions": METRIC_DEFINITIONS,
         "started_at": "2026-11-29T10:00:00+00:00",
         "finished_at": "2026-11-29T10:01:00+00:00",
@@ -113,6 +120,25 @@ NODES = [
 ]
 
 
+def test_a_bound_below_the_measured_speed_is_called_wrong_never_a_percentage(tmp_path: Path) -> None:
+    run = tmp_path / "benchmarks" / "r2"
+    run.mkdir(parents=True)
+    data = results("vllm", 175.0)
+    data["decode_bound"] = {
+        "memory_bandwidth_gbps": 18.0,
+        "source": "measured_cpu_read",
+        "tokens_per_s_upper": 3.66,
+        "achieved_fraction": None,
+        "warning": "the bound is wrong, not the server: one stream decoded 175 tokens/s, 47.81 x the bound",
+    }
+    (run / "node-g-vllm.json").write_text(json.dumps(data))
+    nodes = [{"host": "node-g", "benchmarked": ["vllm"], "skipped": [], "recommendation": RECOMMENDATION}]
+    markdown = build_report(run, "r2", nodes, [], write=False)["markdown"]
+    assert "| 18.0 (measured_cpu_read) | 3.7 | bound wrong (below) |" in markdown
+    assert "- node-g / vllm: the bound is wrong, not the server: one stream decoded 175 tokens/s" in markdown
+    assert "4781" not in markdown and "%" not in markdown.split("## Goodput")[1].split("## Charts")[0]
+
+
 def test_report_has_a_row_per_node_backend_and_level_and_the_recommendation(run_dir: Path) -> None:
     report = build_report(run_dir, "r1", NODES, ["node-c"], write=True)
     markdown = (run_dir / "report.md").read_text()
@@ -130,7 +156,8 @@ def test_report_has_a_row_per_node_backend_and_level_and_the_recommendation(run_
         "| node-a | llamacpp | v1 | 4 | 3 | 1 | 160.0 | 10.00 | 200.0 | 320.0 | 25.0 | 30.0 | 1100.0 | 25.0 |"
         in rows
     )
-    assert "| node-a | ollama | tiny | 2 | 60.0 | usage | 500.0 | 12.3% |" in rows
+    assert "| node-a | ollama | tiny | 2 | 60.0 | usage | 20.0 (measured_cpu_read) | 500.0 | 12.3% |" in rows
+    assert "- node-a / ollama bandwidth: read-only: 2 thread(s) scanned with memchr." in markdown
     assert "- Skipped vllm: vLLM cannot run on cpu; it needs one of cuda." in markdown
     assert markdown.count("**Recommended backend: llamacpp**") == 2
     assert "| vllm | no | 0.0 | vLLM cannot run on cpu \\| needs cuda. |" in markdown  # pipe escaped
@@ -216,3 +243,20 @@ def test_module_fails_clearly(tmp_path: Path, run_dir: Path) -> None:
         tmp_path, {"run_dir": str(run_dir), "nodes": [{"host": "n", "benchmarked": ["vllm"]}]}
     )
     assert missing["failed"] is True and "n-vllm.json" in missing["msg"]
+
+
+def test_ttfat_column_measured_input_and_client_warnings_when_the_results_have_them() -> None:
+    plain = bench_report.render_markdown(
+        "r", [bench_report.Entry("n1", "llamacpp", results("llamacpp", 20.0))], [], [], None, []
+    )
+    assert "TTFAT" not in plain and "prompt tokens per request" not in plain
+    thinking = results("vllm", 40.0)
+    for level in thinking["levels"]:
+        level["requests_with_reasoning"], level["ttfat_ms"] = 4, stats(321.0, 400.0)
+    thinking["workload"]["measured_input"] = {"prompt_tokens_mean": 164.0, "cached_prompt_tokens_mean": 24.0}
+    thinking["client"] = {"warnings": ["concurrency 4: the client read chunks 3.1 ms after they arrived"]}
+    text = bench_report.render_markdown("r", [bench_report.Entry("n2", "vllm", thinking)], [], [], None, [])
+    assert "TTFAT p50 ms" in text and "| 321.0 |" in text
+    assert "- n2 / vllm: 164.0 prompt tokens per request as the server counted them" in text
+    assert "24.0 of them from its prefix cache" in text
+    assert "- n2 / vllm client: concurrency 4: the client read chunks 3.1 ms after they arrived." in text

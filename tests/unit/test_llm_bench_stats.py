@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import pytest
 
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_client import RequestRecord
-from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_host import (
-    measure_memory_bandwidth,
-)
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_load import ProcessUse
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stats import (
     decode_bound,
     describe,
@@ -17,6 +16,7 @@ from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stat
     percentile,
     request_metrics,
     server_tpot_ms,
+    summarise_client,
     summarise_level,
 )
 
@@ -30,6 +30,7 @@ def record(index: int = 0, tokens: int = 9, error: str | None = None, source: st
         sent=10.0,
         first_event=10.05,
         content_times=[10.2, 10.3, 10.4, 10.5, 10.6],
+        first_answer=10.2,
         end=10.65,
         output_tokens=tokens,
         token_source=source,
@@ -107,18 +108,88 @@ def test_goodput_is_the_highest_level_inside_both_slos_with_no_failures() -> Non
 
 def test_decode_bound() -> None:
     levels = [{"concurrency": 1, "decode_tokens_per_s_median": 40.0}]
-    bound = decode_bound(levels, bandwidth_gbps=100.0, model_bytes=2 * 10**9)
+    bound = decode_bound(levels, 100.0, 2 * 10**9, source="measured_cpu_read", method="read-only: 2 threads")
     assert bound["tokens_per_s_upper"] == 50.0 and bound["achieved_fraction"] == 0.8
+    assert bound["memory_bandwidth_gbps"] == 100.0 and bound["source"] == "measured_cpu_read"
+    assert bound["method"] == "read-only: 2 threads" and bound["warning"] is None
+    assert "weights_bytes_per_gpu" not in bound
     assert decode_bound(levels, 100.0, None)["tokens_per_s_upper"] is None
-    assert (
-        decode_bound([{"concurrency": 2, "decode_tokens_per_s_median": 40.0}], 100.0, 10**9)[
-            "achieved_fraction"
-        ]
-        is None
+    assert decode_bound(levels, None, 10**9)["note"] == "needs model_bytes and a memory bandwidth"
+    no_single = decode_bound([{"concurrency": 2, "decode_tokens_per_s_median": 40.0}], 100.0, 10**9)
+    assert no_single["achieved_fraction"] is None and no_single["warning"] is None
+    assert "concurrency 1 was not tested" in no_single["note"]
+
+
+def test_decode_bound_over_tensor_parallel_gpus_names_each_gpus_share() -> None:
+    levels = [{"concurrency": 1, "decode_tokens_per_s_median": 150.0}]
+    bound = decode_bound(levels, 4 * 3350.0, 4 * 16 * 10**9, source="gpu_datasheet", gpus_used=4)
+    assert bound["weights_bytes_per_gpu"] == 16 * 10**9
+    assert bound["tokens_per_s_upper"] == 209.375 and bound["achieved_fraction"] == pytest.approx(
+        0.7164, abs=1e-4
     )
 
 
-def test_memory_bandwidth_is_measured_and_described() -> None:
-    gbps, method = measure_memory_bandwidth(buffer_mib=32, repeats=2)
-    assert 0.1 < gbps < 10_000
-    assert "32 MiB" in method and "2 x bytes" in method
+def test_a_stream_faster_than_its_bound_gets_a_warning_not_a_fraction() -> None:
+    """The module's 7B example on a GPU node with the host CPU's figure used to say 47.31 (4731 %)."""
+    levels = [{"concurrency": 1, "decode_tokens_per_s_median": 172.4}]
+    bound = decode_bound(levels, 18.0, 4920734176, source="measured_cpu_read")
+    assert bound["achieved_fraction"] is None
+    assert bound["tokens_per_s_upper"] == 3.658 and bound["single_stream_decode_tokens_per_s"] == 172.4
+    assert bound["warning"].startswith(
+        "the bound is wrong, not the server: one stream decoded 172.4 tokens/s, 47.13 x"
+    )
+    assert "measured on the host's CPU" in bound["warning"] and "mixture-of-experts" in bound["warning"]
+    given = decode_bound(levels, 18.0, 4920734176, source="given")["warning"]
+    assert "check the given memory_bandwidth_gbps" in given
+
+
+def test_within_the_tolerance_a_fraction_above_1_is_kept() -> None:
+    levels = [{"concurrency": 1, "decode_tokens_per_s_median": 52.0}]
+    assert decode_bound(levels, 100.0, 2 * 10**9)["achieved_fraction"] == 1.04
+    assert decode_bound(levels, 100.0, 2 * 10**9)["warning"] is None
+    over = [{"concurrency": 1, "decode_tokens_per_s_median": 53.0}]
+    assert decode_bound(over, 100.0, 2 * 10**9)["achieved_fraction"] is None
+
+
+def test_ttfat_after_reasoning_and_null_without_an_answer() -> None:
+    thinking = record()
+    thinking.reasoning, thinking.first_answer = True, 10.4  # two reasoning chunks, then the answer
+    assert request_metrics(thinking)["ttft_ms"] == pytest.approx(200.0)
+    assert request_metrics(thinking)["ttfat_ms"] == pytest.approx(400.0)
+    assert request_metrics(record())["ttfat_ms"] == pytest.approx(200.0)  # no reasoning: = TTFT
+    unanswered = record(1)
+    unanswered.reasoning, unanswered.first_answer = True, None
+    level = summarise_level(3, [thinking, record(2), unanswered], 1.0)
+    assert level["ttfat_ms"]["count"] == 2 and level["ttft_ms"]["count"] == 3
+    assert (level["requests_with_reasoning"], level["requests_without_answer"]) == (2, 1)
+
+
+def test_levels_report_the_prompt_tokens_the_server_counted_and_cached() -> None:
+    counted = [record(n) for n in range(3)]
+    for n, one in enumerate(counted):
+        one.prompt_tokens, one.cached_tokens = 160 + n, 24
+    level = summarise_level(1, [*counted, record(3), record(4, error="timeout")], 1.0)
+    assert level["prompt_tokens"]["count"] == 3 and level["prompt_tokens"]["mean"] == 161.0
+    assert level["prompt_tokens"]["median"] == 161.0 and level["cached_prompt_tokens"]["mean"] == 24.0
+    assert summarise_level(1, [record()], 1.0)["cached_prompt_tokens"] == describe([])
+
+
+def use(cpu_s: float, lags: list[float], busy_s: float = 1.0, kernel: bool = True) -> ProcessUse:
+    return ProcessUse(cpu_s, busy_s, array("d", lags), len(lags) if kernel else 0, 0 if kernel else 5)
+
+
+def test_the_clients_own_cpu_and_stamp_lag_with_warnings_past_the_thresholds() -> None:
+    quiet = summarise_client(2, 2.0, 0.4, [use(0.1, [0.1] * 99 + [1.0]), use(0.2, [0.2] * 100)])
+    assert (quiet["processes"], quiet["cpu_cores"], quiet["cpu_cores_per_process_max"]) == (2, 0.2, 0.2)
+    assert quiet["stamps"] == "kernel" and quiet["stamp_lag_ms"]["count"] == 200
+    assert quiet["stamp_lag_ms"]["max"] == 1.0 and quiet["warnings"] == [] and not quiet["saturated"]
+    busy = summarise_client(1, 1.0, 0.8, [use(0.8, [0.1] * 100)])
+    assert busy["saturated"] and "0.80 of a core" in busy["warnings"][0]
+    lagging = summarise_client(1, 1.0, 0.5, [use(0.5, [0.1] * 90 + [3.0] * 10)])
+    assert lagging["saturated"] and lagging["stamp_lag_ms"]["p99"] == 3.0
+    assert "3.0 ms after they arrived" in lagging["warnings"][0]
+    machine = summarise_client(1, 1.0, 0.05, [use(0.05, [3.0] * 10)])
+    assert not machine["saturated"] and "the machine was busy" in machine["warnings"][0]
+    unstamped = summarise_client(1, 1.0, 0.05, [use(0.05, [], kernel=False)])
+    assert unstamped["stamps"] == "read" and unstamped["stamp_lag_ms"]["p99"] is None
+    assert unstamped["warnings"] == []

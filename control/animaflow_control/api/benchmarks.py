@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api", tags=["benchmarks"])
 @router.get("/benchmarks", response_model=BenchmarkList)
 def list_benchmarks(services: ServicesDep, _: Viewer) -> BenchmarkList:
     results, skipped = services.reports.benchmarks()
-    return BenchmarkList(results=results, skipped_files=skipped)
+    return BenchmarkList(results=results, skipped_files=skipped, tunings=services.reports.tunings())
 
 
 @router.get("/recommendation", response_model=Recommendation)

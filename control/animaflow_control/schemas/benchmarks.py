@@ -6,12 +6,25 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from animaflow_control.schemas.tunings import Tuning
+
 
 class Level(BaseModel):
     concurrency: int
     output_tokens_per_s: float | None
     ttft_p95_ms: float | None
     failed: int | None = None
+
+
+class DecodeBound(BaseModel):
+    """Single-stream decode against bandwidth / model bytes. achieved_fraction is null with a
+    warning when the stream beat the bound: the bound is then wrong, not the server."""
+
+    memory_bandwidth_gbps: float | None = None
+    source: str | None = None
+    tokens_per_s_upper: float | None = None
+    achieved_fraction: float | None = None
+    warning: str | None = None
 
 
 class BenchmarkResult(BaseModel):
@@ -23,11 +36,14 @@ class BenchmarkResult(BaseModel):
     finished_at: str | None
     goodput_concurrency: int | None
     levels: list[Level]
+    decode_bound: DecodeBound | None = None
 
 
 class BenchmarkList(BaseModel):
     results: list[BenchmarkResult]
     skipped_files: list[str]
+    # llama.cpp sweeps (-e benchmark_tune=true), newest first.
+    tunings: list[Tuning] = []
 
 
 class NodeRecommendation(BaseModel):

@@ -8,14 +8,25 @@ import re
 from pathlib import Path
 from typing import Any
 
-from animaflow_control.schemas.benchmarks import BenchmarkResult, Level
+from animaflow_control.schemas.benchmarks import BenchmarkResult, DecodeBound, Level
+from animaflow_control.schemas.tunings import Tuning
+from ansible_collections.animaflow.inference.plugins.module_utils.llamacpp_tune import (
+    TUNE_KIND,
+    tuning_summary,
+)
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_schema import (
     SCHEMA_VERSION as SCHEMA,
+)
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stats import (
+    DECODE_BOUND_TOLERANCE,
 )
 
 log = logging.getLogger(__name__)
 
 # Host and run names become file names: anything else would be a path, never a report.
+# The benchmark playbook's llama.cpp sweep (-e benchmark_tune=true) beside the results.
+TUNE_SUFFIX = "-llamacpp-tune.json"
+SUGGESTION_SUFFIX = "-llamacpp-tuned.yml"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 
 
@@ -44,6 +55,8 @@ class ControllerFiles:
         skipped: list[str] = []
         for path in sorted((self.state_dir / "benchmarks").glob("*/*.json")):
             data = read_json(path)
+            if data is not None and data.get("kind") == TUNE_KIND:
+                continue  # a llama.cpp sweep: tunings() reads it
             if (
                 data is None
                 or data.get("schema_version") != SCHEMA
@@ -55,6 +68,26 @@ class ControllerFiles:
         results.sort(key=lambda result: result.finished_at or "", reverse=True)
         return results, skipped
 
+    def tunings(self) -> list[Tuning]:
+        """The llama.cpp sweeps (<run>/<host>-llamacpp-tune.json), newest first, with their suggestion file."""
+        found = []
+        for path in (self.state_dir / "benchmarks").glob(f"*/*{TUNE_SUFFIX}"):
+            data = read_json(path)
+            if data is None or data.get("kind") != TUNE_KIND:
+                continue
+            host = path.name[: -len(TUNE_SUFFIX)]
+            suggestion = path.with_name(host + SUGGESTION_SUFFIX)
+            relative = str(suggestion.relative_to(self.state_dir)) if suggestion.is_file() else None
+            try:
+                found.append(
+                    Tuning(
+                        run_id=path.parent.name, host=host, suggestion_file=relative, **tuning_summary(data)
+                    )
+                )
+            except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
+                log.warning("unreadable sweep %s: %s", path, error)
+        return sorted(found, key=lambda tuning: tuning.finished_at or "", reverse=True)
+
     def host_benchmarks(self, host: str) -> list[dict[str, Any]]:
         """This host's raw results, oldest first, so that for each backend the newest comes last."""
         found = []
@@ -63,6 +96,30 @@ class ControllerFiles:
             if data is not None and data.get("schema_version") == SCHEMA:
                 found.append(data)
         return sorted(found, key=lambda data: data.get("finished_at") or "")
+
+
+def _decode_bound(data: dict[str, Any]) -> DecodeBound | None:
+    bound = data.get("decode_bound")
+    if not isinstance(bound, dict):
+        return None
+    host = data.get("host") if isinstance(data.get("host"), dict) else {}
+    fraction, warning = bound.get("achieved_fraction"), bound.get("warning")
+    if isinstance(fraction, (int, float)) and fraction > 1 + DECODE_BOUND_TOLERANCE:
+        # Written before the benchmark refused such fractions: never shown as a percentage.
+        fraction, warning = (
+            None,
+            warning or f"single stream at {fraction:.2f} x its bound: the bound is wrong",
+        )
+    try:
+        return DecodeBound(
+            memory_bandwidth_gbps=bound.get("memory_bandwidth_gbps", host.get("memory_bandwidth_gbps")),
+            source=bound.get("source") or host.get("memory_bandwidth_source"),
+            tokens_per_s_upper=bound.get("tokens_per_s_upper"),
+            achieved_fraction=fraction,
+            warning=warning,
+        )
+    except ValueError:  # a hand-edited file: the rest of the result still shows
+        return None
 
 
 def benchmark_result(path: Path, data: dict[str, Any]) -> BenchmarkResult:
@@ -77,6 +134,7 @@ def benchmark_result(path: Path, data: dict[str, Any]) -> BenchmarkResult:
         model=target.get("model"),
         finished_at=data.get("finished_at"),
         goodput_concurrency=(data.get("goodput") or {}).get("concurrency"),
+        decode_bound=_decode_bound(data),
         levels=[
             Level(
                 concurrency=level["concurrency"],

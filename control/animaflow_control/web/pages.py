@@ -146,6 +146,7 @@ def benchmark_page(request: Request, services: ServicesDep, principal: SessionPr
         "benchmarks",
         results=results,
         skipped=skipped,
+        tunings=services.reports.tunings(),
         run_pages={result.run_id for result in results if services.store.get_run(result.run_id)},
         recommendation=recommendation,
         inventory_error=inventory_error,

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 RUN = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "controller" / "benchmarks" / "molecule"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -78,3 +79,36 @@ def test_each_node_got_its_backends_back(host):
         assert llamacpp.is_running and llamacpp.is_enabled
     else:  # nothing was active before the benchmark, and the unit was disabled
         assert not llamacpp.is_running and not llamacpp.is_enabled
+
+
+def tune(host) -> dict:
+    return json.loads((RUN / f"{name(host)}-llamacpp-tune.json").read_text())
+
+
+def test_the_sweep_measured_its_candidate_beside_derived(host):
+    data = tune(host)
+    assert data["kind"] == "llamacpp_tune" and data["node"]["launcher"] == "systemd"
+    env = host.file("/etc/animaflow/llamacpp.env").content_string
+    # The derived candidate is what the node's environment file says (2 concurrent users, tiny's 256).
+    assert f'LLAMA_ARG_THREADS="{data["derived"]["threads"]}"' in env
+    assert data["derived"]["parallel"] == 2 and data["derived"]["ctx_per_slot"] == 256
+    (block,) = data["blocks"]  # one round, one candidate, beside the derived server
+    assert block["label"] == "batch=512, ubatch=512" and not block.get("error"), block
+    assert len(block["decode"]) == len(block["derived_throughput"]) == 2
+    assert set(data["derived_vs_best"]) == {"decode", "throughput"}
+    assert host.file(f"/var/lib/animaflow/benchmarks/molecule/{name(host)}-llamacpp-tune.json").exists
+
+
+def test_the_suggestion_is_host_vars_on_the_controller_only(host):
+    text = (RUN / f"{name(host)}-llamacpp-tuned.yml").read_text()
+    assert text.startswith(f"# llama.cpp settings suggested for {name(host)} by the benchmark run molecule")
+    assert set(yaml.safe_load(text) or {}) <= {"llamacpp_batch_size", "llamacpp_ubatch_size"}
+    report = (RUN / "report.md").read_text()
+    section = report.split("## llama.cpp tuning\n", 1)[1]
+    assert f"### {name(host)}\n" in section and f"suggestion `{name(host)}-llamacpp-tuned.yml`" in section
+
+
+def test_no_candidate_unit_or_copied_build_is_left(host):
+    units = host.run("systemctl list-units --all --plain --no-legend 'animaflow-llamacpp-tune-*'")
+    assert units.stdout.strip() == "", units.stdout
+    assert not host.file("/var/lib/animaflow/llamacpp-tune-builds").exists
