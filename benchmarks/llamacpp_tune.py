@@ -138,6 +138,11 @@ def main() -> int:
     parser.add_argument("--axes", default=",".join(AXES))
     parser.add_argument("--build", action="append", default=[], help="NAME=PATH: another llama-server to try")
     parser.add_argument(
+        "--candidates",
+        type=json.loads,
+        help='explicit candidates instead of the axes, e.g. \'[{"load_mode": "mmap+mlock"}, {"ctx_per_slot": 2048}]\'',
+    )
+    parser.add_argument(
         "--no-confirm", action="store_true", help="skip the second phase (contenders measured again)"
     )
     parser.add_argument("--confirm-rounds", type=int, default=5)
@@ -160,6 +165,7 @@ def main() -> int:
         host=args.host,
         vcpus=vcpus,
         axes=[axis for axis in args.axes.split(",") if axis],
+        candidates=args.candidates,
         max_ctx_per_slot=args.model_context,
         rounds=args.rounds,
         requests=args.requests,
