@@ -1035,22 +1035,7 @@ def render_table(result: dict[str, Any]) -> str:
         "failed/blocks",
     )
     rows = [header]
-    for number, phase in enumerate(result["phases"], 1):
-        for row in phase:
-            rows.append(
-                (
-                    str(number),
-                    row["label"],
-                    _figure(row["median_decode"]),
-                    _figure(row["score_decode"], 3),
-                    _wins_text(row, "decode"),
-                    _figure(row["median_throughput"]),
-                    _figure(row["score_throughput"], 3),
-                    _wins_text(row, "throughput"),
-                    _figure(row["score_combined"], 3),
-                    _visits_text(row),
-                )
-            )
+    rows += _candidate_rows(result)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
         "  ".join(
@@ -1071,6 +1056,26 @@ def render_table(result: dict[str, Any]) -> str:
     errors = sorted({error for phase in result["phases"] for row in phase for error in row["errors"]})
     lines += [f"error: {error}" for error in errors]
     return "\n".join(lines)
+
+
+def _candidate_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per candidate and phase, shared by the printed table and the report's."""
+    return [
+        (
+            str(number),
+            row["label"],
+            _figure(row["median_decode"]),
+            _figure(row["score_decode"], 3),
+            _wins_text(row, "decode"),
+            _figure(row["median_throughput"]),
+            _figure(row["score_throughput"], 3),
+            _wins_text(row, "throughput"),
+            _figure(row["score_combined"], 3),
+            _visits_text(row),
+        )
+        for number, phase in enumerate(result["phases"], 1)
+        for row in phase
+    ]
 
 
 def tuning_markdown(result: dict[str, Any], suggestion_file: str | None = None) -> list[str]:
@@ -1096,21 +1101,7 @@ def tuning_markdown(result: dict[str, Any], suggestion_file: str | None = None) 
         "| Failed/blocks |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for number, phase in enumerate(result["phases"], 1):
-        for row in phase:
-            cells = [
-                str(number),
-                row["label"],
-                _figure(row["median_decode"]),
-                _figure(row["score_decode"], 3),
-                _wins_text(row, "decode"),
-                _figure(row["median_throughput"]),
-                _figure(row["score_throughput"], 3),
-                _wins_text(row, "throughput"),
-                _figure(row["score_combined"], 3),
-                _visits_text(row),
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(cells) + " |" for cells in _candidate_rows(result)]
     errors = sorted({error for phase in result["phases"] for row in phase for error in row["errors"]})
     lines += [""] + [f"- Error: {error}" for error in errors] if errors else []
     return lines
