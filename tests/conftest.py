@@ -10,4 +10,9 @@ if TESTS not in sys.path:
 
 from builds import llamacpp_builds  # noqa: E402,F401 (a fixture)
 from lanes import pytest_collection_modifyitems  # noqa: E402,F401 (a pytest hook)
-from timing import pytest_runtest_logreport, pytest_terminal_summary  # noqa: E402,F401 (pytest hooks)
+from timing import (  # noqa: E402,F401 (pytest hooks)
+    pytest_runtest_logreport,
+    pytest_runtest_makereport,
+    pytest_runtest_protocol,
+    pytest_terminal_summary,
+)

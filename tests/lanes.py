@@ -4,9 +4,8 @@ Most of a Molecule scenario's time is spent waiting on its nodes (systemd, healt
 so scenarios run side by side; each has its own containers and loopback addresses. A lane is a chain
 of long tests that one worker runs in order. The llama.cpp builds run beside pytest (tests/builds.py),
 so the order is: the lanes that need no llama-server, then the short tests (they keep every worker
-busy while the builds run), then the lanes that wait for the builds, the longest first, so that the
-last scenario to finish is started as soon as it can be. Without xdist the marks do nothing and only
-the order applies.
+busy while the builds run), then the lanes that wait for the builds, in the order the builds land,
+so that each starts as soon as it can. Without xdist the marks do nothing and only the order applies.
 """
 
 from __future__ import annotations
@@ -14,13 +13,20 @@ from __future__ import annotations
 import pytest
 
 MOLECULE = "tests/integration/test_molecule.py::test_scenario"
-# (lane, its tests in order, needs the llama.cpp builds)
+# (lane, its tests in order, needs the llama.cpp builds). The lanes that wait for builds come in the
+# order the builds land (tests/infra/llamacpp-builds.sh: oldest release first): llamacpp and benchmark
+# start on the oldest, ollama and the host llama-server tests need the newest.
 LANES: list[tuple[str, list[str], bool]] = [
     ("node", [f"{MOLECULE}[node]", f"{MOLECULE}[units]"], False),
     ("lint", ["tests/integration/test_lint.py"], False),
     ("llamacpp", [f"{MOLECULE}[llamacpp]"], True),
-    ("ollama", [f"{MOLECULE}[ollama]", "tests/integration/test_bench_real_server.py"], True),
     ("benchmark", [f"{MOLECULE}[benchmark]", "tests/control/test_control_container_node.py"], True),
+    ("ollama", [f"{MOLECULE}[ollama]"], True),
+    (
+        "host-llama-server",
+        ["tests/integration/test_bench_real_server.py", "tests/integration/test_llamacpp_tune_sweep.py"],
+        True,
+    ),
 ]
 SHORT_TESTS = 1_000  # the rank of every test outside the lanes: between the two kinds of lane
 

@@ -4,11 +4,17 @@ The set-up stages (venv, dockerd, node image, test mirror) are timed by tests/in
 the file named by ANIMAFLOW_STAGES; the test stages are summed here from each test's setup, call and
 teardown. A Molecule scenario's test attaches its actions' times (user property `molecule_actions`),
 printed under it, so a slow scenario shows which of its steps is slow.
+
+Beside each stage's time goes its CPU time: the pytest worker's own and that of the processes it ran
+(ansible-playbook, molecule, llama-server on the host), counted as they end. Processes in the node
+containers belong to dockerd, not to the test, so they count only in the machine's total, read from
+/proc/stat over the whole run: on 2 cores the suite cannot finish faster than its CPU time / 2.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -19,6 +25,43 @@ _STARTED = time.monotonic()
 _STAGE_SECONDS: dict[str, float] = defaultdict(float)
 _STAGE_TESTS: dict[str, int] = defaultdict(int)
 _ACTIONS: dict[str, list[tuple[str, float]]] = {}
+_STAGE_CPU: dict[str, float] = defaultdict(float)
+_TEST_CPU: dict[str, float] = defaultdict(float)
+MOST_CPU = 12  # the tests listed by CPU time under the stages
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat's first line."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / tick, sum(fields[:8]) / tick
+
+
+_MACHINE_AT_START = _machine_cpu()
+_CPU_MARK = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> None:
+    item.stash[_CPU_MARK] = _cpu_seconds()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item):
+    outcome = yield
+    now = _cpu_seconds()
+    # A plain attribute: pytest-xdist sends a report's attributes from the worker to the controller.
+    outcome.get_result().cpu_seconds = now - item.stash.get(_CPU_MARK, now)
+    item.stash[_CPU_MARK] = now
 
 
 def _stage(report: pytest.TestReport) -> str:
@@ -32,6 +75,8 @@ def _stage(report: pytest.TestReport) -> str:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     stage = _stage(report)
     _STAGE_SECONDS[stage] += report.duration
+    _STAGE_CPU[stage] += getattr(report, "cpu_seconds", 0.0)
+    _TEST_CPU[report.nodeid] += getattr(report, "cpu_seconds", 0.0)
     if report.when == "call":
         _STAGE_TESTS[stage] += 1
     for name, value in report.user_properties:
@@ -61,13 +106,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     write = terminalreporter.write_line
     # With xdist the test stages overlap: each is the sum of its tests' times, the total is wall time.
     terminalreporter.section("time per stage (tests: summed over the workers; total: wall clock)")
+    write(f"{'':<34} {'time':>14}   {'CPU':>14}")
     setup = _setup_stages()
     for name, seconds in setup:
         write(f"{name:<34} {_clock(seconds)}")
     for stage in sorted(_STAGE_SECONDS, key=lambda s: (s.startswith("molecule"), s)):
         label = f"{stage} ({_STAGE_TESTS[stage]} tests)" if not stage.startswith("molecule") else stage
-        write(f"{label:<34} {_clock(_STAGE_SECONDS[stage])}")
+        write(f"{label:<34} {_clock(_STAGE_SECONDS[stage])}   {_clock(_STAGE_CPU[stage])}")
         for action, seconds in _ACTIONS.get(stage, []):
             write(f"    {action:<30} {_clock(seconds)}")
-    total = sum(seconds for _, seconds in setup) + time.monotonic() - _STARTED
+    write(
+        "most CPU (the test's processes; setup and teardown included, so a fixture counts where it starts):"
+    )
+    for nodeid, seconds in sorted(_TEST_CPU.items(), key=lambda kv: -kv[1])[:MOST_CPU]:
+        write(f"    {_clock(seconds)}  {nodeid}")
+    pytest_wall = time.monotonic() - _STARTED
+    total = sum(seconds for _, seconds in setup) + pytest_wall
     write(f"{'total (set-up and pytest)':<34} {_clock(total)}")
+    busy, whole = (end - start for end, start in zip(_machine_cpu(), _MACHINE_AT_START, strict=True))
+    if whole > 0:
+        cores = os.cpu_count() or 1
+        write(
+            f"{'machine CPU during pytest':<34} {_clock(busy)}   "
+            f"({busy / pytest_wall:.2f} of {cores} cores busy on average, {100 * busy / whole:.0f} %)"
+        )

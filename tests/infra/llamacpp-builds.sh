@@ -5,7 +5,8 @@
 # scenario and test then copies the cached build instead of building it again (the roles skip a
 # cached build; tests/infra/llama_build.py and the Ollama stand-in look there first). A release already
 # in the cache is not built again. molecule/llamacpp still builds its b-broken release through the role.
-# Newest first: most tests need only the newest; molecule/llamacpp and molecule/benchmark need both.
+# Oldest first: molecule/llamacpp and molecule/benchmark install it, and llamacpp, the longest scenario,
+# needs the newest only for its upgrade (side_effect.yml waits for it there); the other tests need the newest.
 # With ANIMAFLOW_BUILDS_DIR set (make test runs this in the background), <dir>/<version>.done is
 # written as each release lands in the cache, for the tests that wait on it (tests/builds.py).
 set -euo pipefail
@@ -16,7 +17,7 @@ bin=${ANIMAFLOW_VENV:-$root/.venv}/bin
 export ANSIBLE_CONFIG="$root/ansible.cfg" ANSIBLE_FORCE_COLOR=0
 cache=${ANIMAFLOW_CACHE_DIR:-$root/.cache/controller}
 name=animaflow-builder
-versions=$("$bin/python" -c 'import sys; sys.path.insert(0, "tests/infra"); import llama_build; print(*reversed(llama_build.known_versions()))')
+versions=$("$bin/python" -c 'import sys; sys.path.insert(0, "tests/infra"); import llama_build; print(*llama_build.known_versions())')
 done_dir=${ANIMAFLOW_BUILDS_DIR:-}
 built() { [ -z "$done_dir" ] || touch "$done_dir/$1.done"; }
 missing=()

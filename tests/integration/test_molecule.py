@@ -15,15 +15,17 @@ import pytest
 from llama_build import known_versions  # tests/infra, put on sys.path by tests/integration/conftest.py
 
 ROOT = Path(__file__).resolve().parents[2]
-# llamacpp first: it fills the controller's llama-server build cache that benchmark and ollama reuse.
+# The order without xdist; with it, tests/lanes.py decides.
 FIRST = ["node", "llamacpp"]
 SCENARIOS = FIRST + sorted(
     p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml") if p.parent.name not in FIRST
 )
 LOGS = ROOT / ".cache" / "logs"
-# The llama.cpp releases a scenario installs, from the run's shared builds (tests/builds.py): ()
-# means every release of the mirror; a scenario not listed runs no llama-server.
-BUILDS = {"llamacpp": (), "benchmark": (), "ollama": (known_versions()[-1],)}
+# The llama.cpp releases a scenario needs before it starts, from the run's shared builds
+# (tests/builds.py); a scenario not listed runs no llama-server. molecule/llamacpp upgrades to the
+# newest release too: its side_effect.yml waits for that build itself, so converge need not.
+OLDEST, NEWEST = known_versions()[0], known_versions()[-1]
+BUILDS = {"llamacpp": (OLDEST,), "benchmark": (OLDEST,), "ollama": (NEWEST,)}
 # Molecule's own lines around each action: "INFO     [llamacpp > converge] Executing".
 ACTION = re.compile(r"^INFO\s+\[[^ ]+ > (\w+)\] (Executing|Executed)")
 

@@ -90,8 +90,10 @@ def farm(tmp_path_factory):
 
 
 def render(farm: Path, backend: str, model: str, limit: str = "all", **extra) -> dict[str, dict[str, str]]:
-    key = hashlib.sha256(json.dumps([limit, extra], sort_keys=True).encode()).hexdigest()[:12]
+    """{node: {file: text}} for the nodes of `limit`: unit, env, secrets, install_info.json, or refused.txt."""
+    key = hashlib.sha256(json.dumps([backend, model, limit, extra], sort_keys=True).encode()).hexdigest()[:12]
     out = farm / f"out-{backend}-{model}-{key}"
+    out.mkdir(exist_ok=True)
     proc = run_playbook(
         RENDER / "render.yml",
         "--limit",
@@ -101,11 +103,7 @@ def render(farm: Path, backend: str, model: str, limit: str = "all", **extra) ->
         env={"ANIMAFLOW_CACHE_DIR": str(farm / "controller-cache")},
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
-    result = {}
-    for node in NODES:
-        if (out / node).is_dir():
-            result[node] = {p.name: p.read_text() for p in (out / node).glob("*")}
-    return result
+    return json.loads((out / "rendered.json").read_text())
 
 
 def exec_start(unit: str) -> list[str]:
@@ -133,7 +131,7 @@ def vllm_8b(farm):
 
 @pytest.fixture(scope="module")
 def vllm_70b(farm):
-    return render(farm, "vllm", "llama-3.1-70b-instruct", vllm_version=VLLM_CUDA12)
+    return render(farm, "vllm", "llama-3.1-70b-instruct", limit="h100x8,rtx4090", vllm_version=VLLM_CUDA12)
 
 
 def test_vllm_8x_h100_serves_70b_with_tensor_parallel_8(vllm_70b):
@@ -167,7 +165,9 @@ def test_vllm_rtx_4090_uses_one_gpu_and_refuses_70b(vllm_8b, vllm_70b):
 
 def test_a_tensor_parallel_size_that_does_not_divide_the_heads_is_refused(farm):
     # The heads are known once the model is resolved: the check runs after it (before, it saw 0 heads).
-    files = render(farm, "sglang", "llama-3.1-70b-instruct", sglang_version="0.5.19", sglang_tp_size=6)
+    files = render(
+        farm, "sglang", "llama-3.1-70b-instruct", "h100x8", sglang_version="0.5.19", sglang_tp_size=6
+    )
     refusal = files["h100x8"]["refused.txt"]
     assert "tensor parallel size of at most the 8 GPUs that divides the 64 attention heads" in refusal
     assert "(got 6)" in refusal and "Fix: sglang_tp_size (0 chooses)" in refusal
@@ -300,10 +300,15 @@ def test_vllm_refuses_amd_and_cpu_nodes_naming_the_hardware(vllm_8b, node):
         assert "AMD: " in refusal and "GiB VRAM" in refusal
 
 
-def test_sglang_8x_h100_on_the_cuda_12_lane(farm):
-    default = render(farm, "sglang", "llama-3.1-70b-instruct")
+@pytest.fixture(scope="module")
+def sglang_8b(farm):
+    return render(farm, "sglang", "llama-3.1-8b-instruct", sglang_version="0.5.19")
+
+
+def test_sglang_8x_h100_on_the_cuda_12_lane(farm, sglang_8b):
+    default = render(farm, "sglang", "llama-3.1-70b-instruct", "h100x8")
     assert "sglang_version=0.5.19" in default["h100x8"]["refused.txt"]  # 0.5.23 needs CUDA 13 = R580+
-    files = render(farm, "sglang", "llama-3.1-70b-instruct", sglang_version="0.5.19")
+    files = render(farm, "sglang", "llama-3.1-70b-instruct", "h100x8", sglang_version="0.5.19")
     argv = exec_start(files["h100x8"]["unit"])
     assert argv[:3] == ["/opt/animaflow/sglang/current/venv/bin/python", "-m", "sglang.launch_server"]
     assert option(argv, "--tp-size") == "8"
@@ -314,10 +319,9 @@ def test_sglang_8x_h100_on_the_cuda_12_lane(farm):
     assert option(argv, "--max-running-requests") == "24"
     assert "--enable-metrics" in argv and "--api-key" not in argv
     assert "render-test-key" not in files["h100x8"]["unit"]
-    small = render(farm, "sglang", "llama-3.1-8b-instruct", sglang_version="0.5.19")
-    assert option(exec_start(small["rtx4090"]["unit"]), "--tp-size") == "1"
+    assert option(exec_start(sglang_8b["rtx4090"]["unit"]), "--tp-size") == "1"
     for node in ("mi300x2", "rx7900xtx", "cpu"):
-        assert "SGLang needs NVIDIA compute capability 7.5+" in small[node]["refused.txt"]
+        assert "SGLang needs NVIDIA compute capability 7.5+" in sglang_8b[node]["refused.txt"]
 
 
 @pytest.fixture(scope="module")
@@ -396,10 +400,9 @@ def test_vllm_unit_reads_proc_opens_netlink_and_nvidia_devices_only(vllm_8b, nod
     assert_gpu_profile(vllm_8b[node]["unit"], "cuda", netlink=True, claim="1.5")
 
 
-def test_sglang_unit_reads_proc_opens_netlink_and_nvidia_devices_only(farm):
-    files = render(farm, "sglang", "llama-3.1-8b-instruct", sglang_version="0.5.19")
+def test_sglang_unit_reads_proc_opens_netlink_and_nvidia_devices_only(sglang_8b):
     for node in ("h100x8", "rtx4090"):
-        assert_gpu_profile(files[node]["unit"], "cuda", netlink=True, claim="1.5")
+        assert_gpu_profile(sglang_8b[node]["unit"], "cuda", netlink=True, claim="1.5")
 
 
 @pytest.mark.parametrize("node", ["h100x8", "rtx4090", "mi300x2", "rx7900xtx"])
