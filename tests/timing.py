@@ -84,15 +84,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             _ACTIONS[stage] = list(value)
 
 
-def _setup_stages() -> list[tuple[str, float]]:
+def _setup_stages() -> list[tuple[str, float, float | None]]:
+    """(name, seconds, CPU seconds where the stage measured them) from run-tests.sh's stages file."""
     path = os.environ.get("ANIMAFLOW_STAGES")
     if not path or not Path(path).is_file():
         return []
     stages = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
-        name, _, millis = line.partition("\t")
+        name, millis, *cpu = line.split("\t")
         if millis.isdigit():
-            stages.append((name, int(millis) / 1000))
+            cpu_s = int(cpu[0]) / 1000 if cpu and cpu[0].isdigit() else None
+            stages.append((name, int(millis) / 1000, cpu_s))
     return stages
 
 
@@ -108,8 +110,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("time per stage (tests: summed over the workers; total: wall clock)")
     write(f"{'':<34} {'time':>14}   {'CPU':>14}")
     setup = _setup_stages()
-    for name, seconds in setup:
-        write(f"{name:<34} {_clock(seconds)}")
+    for name, seconds, cpu in setup:
+        write(f"{name:<34} {_clock(seconds)}" + (f"   {_clock(cpu)}" if cpu is not None else ""))
     for stage in sorted(_STAGE_SECONDS, key=lambda s: (s.startswith("molecule"), s)):
         label = f"{stage} ({_STAGE_TESTS[stage]} tests)" if not stage.startswith("molecule") else stage
         write(f"{label:<34} {_clock(_STAGE_SECONDS[stage])}   {_clock(_STAGE_CPU[stage])}")
@@ -121,7 +123,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for nodeid, seconds in sorted(_TEST_CPU.items(), key=lambda kv: -kv[1])[:MOST_CPU]:
         write(f"    {_clock(seconds)}  {nodeid}")
     pytest_wall = time.monotonic() - _STARTED
-    total = sum(seconds for _, seconds in setup) + pytest_wall
+    # A stage run beside pytest (the llama.cpp builds) overlaps it: it is not added to the total.
+    total = sum(seconds for name, seconds, _ in setup if "beside pytest" not in name) + pytest_wall
     write(f"{'total (set-up and pytest)':<34} {_clock(total)}")
     busy, whole = (end - start for end, start in zip(_machine_cpu(), _MACHINE_AT_START, strict=True))
     if whole > 0:

@@ -25,8 +25,17 @@ for version in $versions; do
   if compgen -G "$cache/llamacpp/builds/$version-cpu-*/llama-server" >/dev/null; then built "$version"; else missing+=("$version"); fi
 done
 if [ ${#missing[@]} -eq 0 ]; then echo "llama.cpp builds: $versions cached"; exit 0; fi
+# The CPU the builder container used, in ms (cgroup v2, else v1), for make test's time per stage.
+cpu_ms() {
+  docker exec "$name" sh -c 'if [ -r /sys/fs/cgroup/cpu.stat ]; then awk "/^usage_usec/ {print int(\$2 / 1000)}" /sys/fs/cgroup/cpu.stat;
+    else echo $(($(cat /sys/fs/cgroup/cpuacct/cpuacct.usage) / 1000000)); fi' 2>/dev/null
+}
+finish() {
+  [ -z "$done_dir" ] || cpu_ms >"$done_dir/cpu_ms" || true
+  bash "$here/node-container.sh" down "$name" >/dev/null
+}
 bash "$here/node-container.sh" up "$name" builder
-trap 'bash "$here/node-container.sh" down "$name" >/dev/null' EXIT
+trap finish EXIT
 for version in "${missing[@]}"; do
   echo "llama.cpp builds: $version"
   "$bin/ansible-playbook" -i inventories/local/hosts.yml playbooks/install.yml \

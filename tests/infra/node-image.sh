@@ -26,9 +26,12 @@ if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
 fi
 [ -f /etc/pip.conf ] && cp /etc/pip.conf "$rootfs/etc/pip.conf"
 : > "$rootfs/etc/machine-id"
-rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
-# An old mtime makes ansible.builtin.apt's cache_valid_time refresh the emptied lists.
-touch -d 2000-01-01 "$rootfs/var/lib/apt/lists"
+# Package lists for the sources just copied, fetched once here: the roles' apt tasks (cache_valid_time
+# 3600) then install without each node container fetching and parsing them again. A farm node has them.
+rm -rf "$rootfs"/var/lib/apt/lists/*
+cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
+chroot "$rootfs" apt-get update -q >"$work/apt-update.log" 2>&1 || { tail -n 30 "$work/apt-update.log" >&2; exit 1; }
+rm -f "$rootfs/etc/resolv.conf" "$rootfs"/var/cache/apt/archives/*.deb
 # Units that fail or make no sense in a container.
 for unit in systemd-resolved.service getty.target console-getty.service systemd-timesyncd.service; do
   ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"

@@ -35,8 +35,12 @@ export ANIMAFLOW_BUILDS_DIR="$root/.cache/logs/llamacpp-builds"
 rm -rf "$ANIMAFLOW_BUILDS_DIR" && mkdir -p "$ANIMAFLOW_BUILDS_DIR"
 set -m # its own process group, so that cleanup ends the whole build if pytest stops first
 (
-  stage "llama.cpp builds (beside pytest)" bash "$here/llamacpp-builds.sh" >"$ANIMAFLOW_BUILDS_DIR/log" 2>&1
+  start=$(date +%s%N)
+  bash "$here/llamacpp-builds.sh" >"$ANIMAFLOW_BUILDS_DIR/log" 2>&1
   echo $? >"$ANIMAFLOW_BUILDS_DIR/rc.part" && mv "$ANIMAFLOW_BUILDS_DIR/rc.part" "$ANIMAFLOW_BUILDS_DIR/rc"
+  # Its time, and the CPU the builder container used (a third column), for the time per stage.
+  printf '%s\t%d\t%s\n' "llama.cpp builds (beside pytest)" $((($(date +%s%N) - start) / 1000000)) \
+    "$(cat "$ANIMAFLOW_BUILDS_DIR/cpu_ms" 2>/dev/null)" >>"$ANIMAFLOW_STAGES"
 ) &
 builds=$!
 set +m
