@@ -44,8 +44,12 @@ def processes_mentioning(marker: Path) -> dict[int, str]:
 
 
 def wait_for_stubborn_process(marker: Path, timeout: float = 120) -> None:
+    """Until a stubborn process of the stand-in runs and has said it ignores SIGTERM (its ready file)."""
     deadline = time.monotonic() + timeout
-    while not any(STUBBORN in command for command in processes_mentioning(marker).values()):
+    while not any(
+        STUBBORN in command and any(marker.rglob(f"stubborn-{pid}.ready"))
+        for pid, command in processes_mentioning(marker).items()
+    ):
         assert time.monotonic() < deadline, "the stand-in's stubborn process never started"
         time.sleep(0.2)
 
