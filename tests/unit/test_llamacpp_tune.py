@@ -275,9 +275,10 @@ def test_two_winning_settings_are_confirmed_together_in_a_second_phase() -> None
     assert result["suggestion"]["set"] == {"llamacpp_threads": 1, "llamacpp_batch_size": 512}
 
 
-def test_the_derived_settings_must_serve() -> None:
-    config = lt.TuneConfig(
-        binaries={"avx512": "/broken"},
+def threads_sweep(binary: str) -> lt.TuneConfig:
+    """One round over the threads axis, with one build."""
+    return lt.TuneConfig(
+        binaries={"avx512": binary},
         base_env={},
         derived=DERIVED,
         model="m",
@@ -285,6 +286,10 @@ def test_the_derived_settings_must_serve() -> None:
         rounds=1,
         axes=["threads"],
     )
+
+
+def test_the_derived_settings_must_serve() -> None:
+    config = threads_sweep("/broken")
     launcher = FakeLauncher()
     with pytest.raises(lt.TuneError, match="derived settings did not start: exited before it was healthy"):
         lt.tune(config, launcher, lambda url, metric, slots=1: {})
@@ -292,15 +297,7 @@ def test_the_derived_settings_must_serve() -> None:
 
 
 def test_a_derived_server_that_stops_serving_ends_the_sweep() -> None:
-    config = lt.TuneConfig(
-        binaries={"avx512": "/x"},
-        base_env={},
-        derived=DERIVED,
-        model="m",
-        vcpus=2,
-        rounds=1,
-        axes=["threads"],
-    )
+    config = threads_sweep("/x")
     launcher = FakeLauncher()
     derived_url: list[str] = []
 
@@ -523,15 +520,7 @@ def test_with_nothing_to_try_derived_is_still_measured() -> None:
 def test_phase_two_measures_a_lucky_candidate_again_and_its_figures_count() -> None:
     """threads=1 reads 20 % faster in its first block only (a quiet moment): the screen promotes it, the
     second phase on fresh data finds it equal, so derived stays and derived / best is 1."""
-    config = lt.TuneConfig(
-        binaries={"avx512": "/x"},
-        base_env={},
-        derived=DERIVED,
-        model="m",
-        vcpus=2,
-        rounds=1,
-        axes=["threads"],
-    )
+    config = threads_sweep("/x")
     launcher = FakeLauncher()
     blocks_seen: list[str] = []
 
