@@ -27,6 +27,7 @@ LANES: list[tuple[str, list[str], bool]] = [
     ("lint", ["tests/integration/test_lint.py"], False),
     ("llamacpp", [f"{MOLECULE}[llamacpp]"], True),
     ("benchmark", [f"{MOLECULE}[benchmark]", "tests/control/test_control_container_node.py"], True),
+    ("gateway", [f"{MOLECULE}[gateway]"], True),
     ("ollama", [f"{MOLECULE}[ollama]"], True),
     (
         "host-llama-server",

