@@ -154,15 +154,22 @@ def main() -> int:
             "direct": (f"http://{SERVER[0]}:{SERVER[1]}", NODE_KEY),
             "gateway": (f"http://{GATEWAY[0]}:{GATEWAY[1]}", STUDIO_KEY),
         }
-        print(
-            f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores; {server_bin.parent.name}, {model.name}"
+        placement = (
+            "llama-server core 0 (1 thread), proxy and client core 1" if args.pin else "all on both cores"
         )
+        print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores, {placement}")
+        print(f"server: {server_bin.parent.name}, {model.name}")
         overhead, ratio = [], []
         for round_ in range(1, args.rounds + 1):
             for concurrency in (1, 16):
                 got = {
                     name: bench(
-                        url, key, concurrency, args.requests, work / f"{name}-{round_}-{concurrency}.json"
+                        url,
+                        key,
+                        concurrency,
+                        args.requests,
+                        work / f"{name}-{round_}-{concurrency}.json",
+                        gateway_pin,
                     )
                     for name, (url, key) in targets.items()
                 }
