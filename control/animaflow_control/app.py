@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from animaflow_control.api import auth, benchmarks, health, nodes, runs
+from animaflow_control.api import auth, benchmarks, gateway, health, nodes, runs
 from animaflow_control.guards import (
     LimitBody,
     SameOrigin,
@@ -107,7 +107,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(CountRequests, counter=services.http)
-    for router in (health.router, auth.router, nodes.router, runs.router, benchmarks.router, pages.router):
+    for router in (
+        health.router,
+        auth.router,
+        nodes.router,
+        gateway.router,
+        runs.router,
+        benchmarks.router,
+        pages.router,
+    ):
         app.include_router(router)
     # Prunes old runs at start and hourly; its lifespan runs inside the one above.
     app.include_router(housekeeping(Retention(settings, services.store)))

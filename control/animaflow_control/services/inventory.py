@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 FARM_GROUP = "farm"
+# The studio gateway's hosts (roles/gateway): not farm nodes, shown apart.
+GATEWAY_GROUP = "gateway"
 
 
 class InventoryError(Exception):
@@ -25,6 +27,8 @@ class Inventory:
     hosts: list[str]
     groups: dict[str, list[str]]
     hostvars: dict[str, dict[str, Any]] = field(repr=False)
+    gateways: list[str] = field(default_factory=list)
+    gateway_vars: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def resolve(self, targets: list[str]) -> tuple[list[str], list[str]]:
         """Expand host and group names into farm hosts; returns (hosts, unknown targets)."""
@@ -63,7 +67,14 @@ def parse_inventory_list(listing: dict[str, Any]) -> Inventory:
             groups[group] = members(group)
             pending.extend(listing.get(group, {}).get("children", []))
     hostvars = listing.get("_meta", {}).get("hostvars", {})
-    return Inventory(hosts=farm, groups=groups, hostvars={host: hostvars.get(host, {}) for host in farm})
+    gateways = members(GATEWAY_GROUP)
+    return Inventory(
+        hosts=farm,
+        groups=groups,
+        hostvars={host: hostvars.get(host, {}) for host in farm},
+        gateways=gateways,
+        gateway_vars={host: hostvars.get(host, {}) for host in gateways},
+    )
 
 
 class InventoryReader:

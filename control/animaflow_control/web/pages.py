@@ -16,6 +16,7 @@ from animaflow_control.schemas.common import Action, Role
 from animaflow_control.schemas.nodes import Node
 from animaflow_control.services.auth import Principal
 from animaflow_control.services.farm import farm_nodes
+from animaflow_control.services.gateway import gateway_view
 from animaflow_control.services.inventory import InventoryError
 from animaflow_control.services.recommendation import recommend_for_farm
 
@@ -89,15 +90,16 @@ def farm(request: Request, services: ServicesDep, principal: SessionPrincipal) -
     if principal is None:
         return sign_in_first()
     try:
-        node_list, error = farm_nodes(services), None
+        node_list, studio_gateway, error = farm_nodes(services), gateway_view(services), None
     except InventoryError as problem:
-        node_list, error = None, str(problem)
+        node_list, studio_gateway, error = None, None, str(problem)
     return render(
         request,
         "farm.html",
         principal,
         "farm",
         nodes=node_list,
+        gateway=studio_gateway,
         error=error,
         backends=backends(),
         node_actions=NODE_ACTIONS,
