@@ -21,7 +21,8 @@ CommaList = Annotated[list[str], NoDecode]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ANIMAFLOW_", frozen=True)
 
-    inventory: Path = COLLECTION_ROOT / "inventories" / "local" / "hosts.yml"
+    # The directory: the local node (hosts.yml) and the demo's studio gateway (gateway.yml).
+    inventory: Path = COLLECTION_ROOT / "inventories" / "local"
     playbook_dir: Path = COLLECTION_ROOT / "playbooks"
     ansible_config: Path = COLLECTION_ROOT / "ansible.cfg"
     # The playbooks' animaflow_controller_dir: same variable and default as docs/contracts.md.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: a local farm node (a systemd container from animaflow/node:bookworm on the host network,
 # serving on 127.0.0.21), the local artifact mirror, llama.cpp installed and started with SmolLM2-135M,
-# then one chat question through the OpenAI API with the API key.
+# the studio gateway in front of it (127.0.0.21:4000), then one chat question through the gateway with
+# the official openai client, and the URL, key and model name an assistant needs.
 #   demo.sh [up]   the whole demo        demo.sh node   only the node container        demo.sh down   remove it
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,10 +11,11 @@ cd "$root"
 name=animaflow-local-node
 bin=${ANIMAFLOW_VENV:-$root/.venv}/bin
 export ANSIBLE_CONFIG="$root/ansible.cfg"
-inventory=inventories/local/hosts.yml
+# The directory: the node (hosts.yml) and the studio gateway on it (gateway.yml).
+inventory=inventories/local
 address=127.0.0.21
-port=8000
-key=$(awk -F': ' '/^animaflow_api_key:/ {print $2}' inventories/local/group_vars/farm.yml)
+port=4000
+key=$(awk -F': ' '/^ *animaflow_gateway_key:/ {print $2}' inventories/local/gateway.yml)
 model=$(awk -F': ' '/^animaflow_model:/ {print $2}' inventories/local/group_vars/farm.yml)
 
 node_up() {
@@ -39,6 +41,7 @@ node_up
 bash "$here/prepare-mirror.sh" >/dev/null
 "$bin/ansible-playbook" -i "$inventory" playbooks/install.yml -e backend=llamacpp
 "$bin/ansible-playbook" -i "$inventory" playbooks/start.yml -e backend=llamacpp
+"$bin/ansible-playbook" -i "$inventory" playbooks/gateway.yml
 
 question="In one sentence: what is the capital of France?"
 echo
@@ -46,19 +49,19 @@ echo "Q: $question"
 "$bin/python" - "$address" "$port" "$key" "$model" "$question" <<'PY'
 import sys
 
-import httpx
+from openai import OpenAI
 
 address, port, key, model, question = sys.argv[1:]
-endpoint = f"http://{address}:{port}/v1"
-reply = httpx.post(
-    f"{endpoint}/chat/completions",
-    headers={"Authorization": f"Bearer {key}"},
-    json={"model": model, "messages": [{"role": "user", "content": question}], "max_tokens": 64, "temperature": 0},
-    timeout=60,
+base_url = f"http://{address}:{port}/v1"
+client = OpenAI(base_url=base_url, api_key=key)
+reply = client.chat.completions.create(
+    model=model, messages=[{"role": "user", "content": question}], max_tokens=64, temperature=0
 )
-reply.raise_for_status()
-print("A:", reply.json()["choices"][0]["message"]["content"].strip())
+print("A:", reply.choices[0].message.content.strip())
 print()
-print(f"endpoint: {endpoint}  (OpenAI API, model {model!r}, header 'Authorization: Bearer {key}')")
+print("An assistant (any OpenAI client) needs only these, whichever node and backend serve:")
+print(f"  base URL: {base_url}")
+print(f"  API key:  {key}   (the studio key; one per application in gateway_app_keys)")
+print(f"  model:    {model}")
 print("stop it:  make demo-down")
 PY
