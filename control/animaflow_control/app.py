@@ -17,11 +17,13 @@ from animaflow_control.guards import (
     LimitBody,
     SameOrigin,
     SecurityHeaders,
+    inventory_unreadable,
     validation_failed,
     warn_if_exposed,
 )
 from animaflow_control.services.container import Services
 from animaflow_control.services.files import secure_data_dir
+from animaflow_control.services.inventory import InventoryError
 from animaflow_control.services.metrics import HttpCounter
 from animaflow_control.services.retention import Retention, housekeeping
 from animaflow_control.settings import Settings
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     app.add_exception_handler(RequestValidationError, validation_failed)
+    app.add_exception_handler(InventoryError, inventory_unreadable)
     # The last added runs first: count, then headers on every reply, then size, then Host and Origin.
     app.add_middleware(SameOrigin, settings=settings)
     app.add_middleware(LimitBody, max_bytes=settings.max_body_bytes)

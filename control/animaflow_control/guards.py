@@ -202,6 +202,11 @@ async def validation_failed(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": [safe_error(item) for item in errors]}, status_code=422)
 
 
+async def inventory_unreadable(request: Request, error: Exception) -> JSONResponse:
+    """Every route that reads the farm answers an unreadable inventory the same way: 503 with the reason."""
+    return JSONResponse({"detail": str(error)}, status_code=503)
+
+
 def warn_if_exposed(settings: Settings) -> None:
     """Loud at start: beyond loopback, tokens and session cookies cross the network, in clear text
     unless a TLS proxy fronts the server."""

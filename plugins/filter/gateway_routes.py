@@ -1,12 +1,15 @@
 # Copyright: AnimaFlow Inference contributors
 # Apache-2.0 (see galaxy.yml)
-"""The studio gateway's routing table from the farm (see module_utils/gateway_routes.py)."""
+"""The studio gateway's routing table from the farm, and its URL (see module_utils/gateway_routes.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.animaflow.inference.plugins.module_utils.gateway_routes import gateway_routes
+from ansible_collections.animaflow.inference.plugins.module_utils.gateway_routes import (
+    gateway_routes,
+    gateway_url,
+)
 
 DOCUMENTATION = r"""
 ---
@@ -18,7 +21,7 @@ description:
     (C(animaflow_model), the catalogue's name, which every backend serves under that name) at
     C(http://<address>:<animaflow_serve_port>/v1). The address is C(animaflow_gateway_node_address), else
     C(animaflow_bind_address) unless it is a wildcard, else C(ansible_host).
-  - Node API keys never enter the proxy's configuration: each deployment names an environment variable
+  - Node API keys never enter the proxy's configuration; each deployment names an environment variable
     (C(os.environ/ANIMAFLOW_NODE_<HOST>_KEY)) and C(node_keys) maps it to the node's C(animaflow_api_key).
   - A node without a model, or with one the catalogue lacks, is left out and named in C(problems).
 positional: _input, hostvars, defaults
@@ -58,4 +61,4 @@ _value:
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"gateway_routes": gateway_routes}
+        return {"gateway_routes": gateway_routes, "gateway_url": gateway_url}

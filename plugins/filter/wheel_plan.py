@@ -15,7 +15,7 @@ short_description: Which CUDA wheel variant of vLLM or SGLang a node gets, and w
 version_added: "0.1.0"
 description:
   - With O(chosen=auto), the newest variant the node's driver runs that exists for the version (else the
-    newest it runs). Where pip finds it: the studio's wheelhouse (O(wheelhouse), else
+    newest it runs). Where pip finds it - the studio's wheelhouse (O(wheelhouse), else
     C(<mirror>/<package>/<version>/<variant>) when O(mirror) is set; pip then works offline), else the
     variant's indexes plus O(index_url). Index credentials go only to pip's environment.
   - When the variant cannot work (unknown, not built for the version, driver too old), C(refusal) says
@@ -23,7 +23,7 @@ description:
 positional: _input, package, title, version, chosen, driver, index_url, wheelhouse, mirror
 options:
   _input:
-    description: The role's variant table, C({name: {min_driver, index_urls, versions}}).
+    description: "The role's variant table, C({name: {min_driver, index_urls, versions}})."
     type: dict
     required: true
   package: {description: The PyPI package (and variable prefix), e.g. C(vllm)., type: str, required: true}

@@ -1,8 +1,9 @@
 # Copyright: AnimaFlow Inference contributors
 # Apache-2.0 (see galaxy.yml)
 """The studio gateway's routing table: every farm node becomes a LiteLLM deployment of the model it serves,
-under the catalogue's name, so an assistant asks for that name and the proxy picks a node. Pure: the filter
-animaflow.inference.gateway_routes and the unit tests call it."""
+under the catalogue's name, so an assistant asks for that name and the proxy picks a node; and the URL
+assistants use. Pure: the filters animaflow.inference.gateway_routes and gateway_url, the control plane
+and the unit tests call it."""
 
 from __future__ import annotations
 
@@ -79,3 +80,18 @@ def gateway_routes(
         "models": sorted({d["model"] for d in deployments}),
         "problems": problems,
     }
+
+
+def gateway_url(host: str, hostvars: Mapping[str, Any]) -> str:
+    """The base URL assistants use for the gateway `host`: its virtual IP when two gateways share one,
+    else its bound address unless a wildcard, else its connection address; https with the studio's
+    certificate. Unset variables take the role's defaults (port 4000)."""
+    scheme = "https" if hostvars.get("gateway_tls_certfile") else "http"
+    address = str(hostvars.get("gateway_virtual_ip") or "").split("/")[0] or str(
+        hostvars.get("gateway_host") or hostvars.get("animaflow_bind_address") or "127.0.0.1"
+    )
+    if address in WILDCARDS:
+        address = str(hostvars.get("ansible_host") or host)
+    if ":" in address:
+        address = f"[{address}]"
+    return f"{scheme}://{address}:{int(hostvars.get('gateway_port') or 4000)}/v1"

@@ -116,6 +116,8 @@ def test_cooldowns_are_shared_through_redis_and_no_secret_is_in_the_config(rende
 
 
 def test_tls_with_the_studio_certificate(rendered) -> None:
+    # Assistants use the virtual IP, over https, on both gateways.
+    assert {rendered[host]["url"] for host in rendered} == {"https://192.0.2.100:4000/v1"}
     argv = rendered["gw-b"]["argv"]
     assert argv[argv.index("--ssl_certfile_path") + 1] == "/etc/animaflow/gateway/tls/cert.pem"
     assert argv[argv.index("--host") + 1] == "0.0.0.0" and argv[argv.index("--port") + 1] == "4000"

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 from fastapi import HTTPException
 
-from ansible_collections.animaflow.inference.plugins.module_utils.gateway_routes import gateway_routes
+from ansible_collections.animaflow.inference.plugins.module_utils.gateway_routes import (
+    gateway_routes,
+    gateway_url,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = {"model": "qwen-7b", "port": 8000, "api_key": "farm-key", "catalogue": ["qwen-7b", "qwen-7b-hf"]}
@@ -91,12 +94,27 @@ def test_nodes_left_out_are_named_with_the_reason() -> None:
     ]
 
 
-def load_auth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: dict[str, str]):
-    path = tmp_path / "keys.json"
-    path.write_text(
-        json.dumps({name: hashlib.sha256(key.encode()).hexdigest() for name, key in keys.items()})
-    )
-    monkeypatch.setenv("ANIMAFLOW_GATEWAY_KEYS", str(path))
+@pytest.mark.parametrize(
+    ("hostvars", "url"),
+    [
+        ({"animaflow_bind_address": "10.20.0.5"}, "http://10.20.0.5:4000/v1"),
+        (
+            {"gateway_host": "0.0.0.0", "ansible_host": "llm.studio.example", "gateway_port": 443},
+            "http://llm.studio.example:443/v1",
+        ),
+        (
+            {"gateway_host": "::", "gateway_virtual_ip": "fd00::100/64", "gateway_tls_certfile": "c.pem"},
+            "https://[fd00::100]:4000/v1",
+        ),
+        ({}, "http://127.0.0.1:4000/v1"),
+    ],
+)
+def test_the_url_assistants_use(hostvars: dict, url: str) -> None:
+    assert gateway_url("gw", hostvars) == url
+
+
+def import_auth():
+    """The hook as LiteLLM imports it: a module beside the proxy's config, reading ANIMAFLOW_GATEWAY_KEYS."""
     spec = importlib.util.spec_from_file_location(
         "gateway_auth", ROOT / "roles/gateway/files/animaflow_gateway_auth.py"
     )
@@ -104,6 +122,15 @@ def load_auth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: dict[str, s
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_auth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: dict[str, str]):
+    path = tmp_path / "keys.json"
+    path.write_text(
+        json.dumps({name: hashlib.sha256(key.encode()).hexdigest() for name, key in keys.items()})
+    )
+    monkeypatch.setenv("ANIMAFLOW_GATEWAY_KEYS", str(path))
+    return import_auth()
 
 
 def test_the_key_check_names_the_application_and_refuses_the_rest(
@@ -124,11 +151,5 @@ def test_the_key_check_names_the_application_and_refuses_the_rest(
 def test_a_keys_file_with_clear_keys_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     path.write_text(json.dumps({"studio": "studio-key-in-the-clear"}))
-    spec = importlib.util.spec_from_file_location(
-        "gateway_auth2", ROOT / "roles/gateway/files/animaflow_gateway_auth.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     with pytest.raises(ValueError, match="sha256"):
-        module.load_keys(str(path))
+        import_auth().load_keys(str(path))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 
 from animaflow_control.api.deps import ServicesDep, Viewer
 from animaflow_control.schemas.benchmarks import BenchmarkList, Recommendation
-from animaflow_control.services.inventory import InventoryError
 from animaflow_control.services.recommendation import recommend_for_farm
 
 router = APIRouter(prefix="/api", tags=["benchmarks"])
@@ -20,8 +19,5 @@ def list_benchmarks(services: ServicesDep, _: Viewer) -> BenchmarkList:
 
 @router.get("/recommendation", response_model=Recommendation)
 def recommendation(services: ServicesDep, _: Viewer) -> Recommendation:
-    try:
-        inventory = services.inventory.read()
-    except InventoryError as error:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
-    return recommend_for_farm(inventory, services.reports)
+    # An unreadable inventory is 503 (app.py's handler for InventoryError).
+    return recommend_for_farm(services.inventory.read(), services.reports)

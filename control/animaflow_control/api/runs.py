@@ -24,7 +24,6 @@ from animaflow_control.schemas.runs import (
 )
 from animaflow_control.services.container import Services
 from animaflow_control.services.events import sse
-from animaflow_control.services.inventory import InventoryError
 from animaflow_control.services.locks import NodeBusy
 from animaflow_control.services.runner import PlaybookMissing, UnknownTargets
 
@@ -66,7 +65,7 @@ def create_run(body: RunRequest, services: ServicesDep, principal: Operator) -> 
             status.HTTP_409_CONFLICT,
             {"message": message, "run": holders[0], "holders": error.holders, "states": states},
         ) from error
-    except (InventoryError, PlaybookMissing) as error:
+    except PlaybookMissing as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from error
     return RunCreated(id=run["id"], state=run["state"])
 

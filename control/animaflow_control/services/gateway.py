@@ -1,34 +1,20 @@
 """The studio gateway as the inventory defines it (roles/gateway): the URL assistants use, the model
 names, each node's deployment with its last reported backend and health, and whether the gateway answers
-now. The routing is the role's own (module_utils/gateway_routes.py), so both always agree."""
+now. The routing and the URL are the role's own (module_utils/gateway_routes.py), so both always agree."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import httpx
 
 from animaflow_control.schemas.gateway import Gateway, GatewayDeployment
 from animaflow_control.services.container import Services
 from ansible_collections.animaflow.inference.plugins.module_utils.gateway_routes import (
-    WILDCARDS,
     gateway_routes,
+    gateway_url,
 )
 
-# The role's defaults (roles/gateway/defaults, roles/settings/defaults) for what the inventory leaves unset.
-DEFAULT_PORT, DEFAULT_SERVE_PORT = 4000, 8000
-
-
-def gateway_url(host: str, hostvars: dict[str, Any]) -> str:
-    scheme = "https" if hostvars.get("gateway_tls_certfile") else "http"
-    address = str(hostvars.get("gateway_virtual_ip") or "").split("/")[0] or str(
-        hostvars.get("gateway_host") or hostvars.get("animaflow_bind_address") or "127.0.0.1"
-    )
-    if address in WILDCARDS:
-        address = str(hostvars.get("ansible_host") or host)
-    if ":" in address:
-        address = f"[{address}]"
-    return f"{scheme}://{address}:{int(hostvars.get('gateway_port') or DEFAULT_PORT)}/v1"
+# The settings role's default serving port, for nodes whose inventory leaves it unset.
+DEFAULT_SERVE_PORT = 8000
 
 
 def answering(url: str) -> bool:
@@ -42,7 +28,7 @@ def answering(url: str) -> bool:
         return False
 
 
-def gateway_view(services: Services, probe: bool = True) -> Gateway:
+def gateway_view(services: Services) -> Gateway:
     """Raises InventoryError when the inventory cannot be read."""
     inventory = services.inventory.read()
     if not inventory.gateways:
@@ -67,7 +53,7 @@ def gateway_view(services: Services, probe: bool = True) -> Gateway:
         configured=True,
         hosts=inventory.gateways,
         url=url,
-        answering=answering(url) if probe else None,
+        answering=answering(url),
         models=routes["models"],
         key_names=["studio", *sorted(hostvars.get("gateway_app_keys") or {})],
         deployments=deployments,
