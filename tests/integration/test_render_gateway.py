@@ -94,6 +94,12 @@ def test_both_gateways_route_the_same_farm_with_the_same_keys(rendered) -> None:
         ("qwen-7b", "http://cpu-01.farm.example:8000/v1", "cpu-01"),
         ("qwen-7b-hf", "http://192.0.2.11:8000/v1", "h100-01"),
     ]
+    # A retry goes to a node that has not failed the request yet (molecule/gateway proves it live).
+    assert {k: config["router_settings"][k] for k in ("num_retries", "enable_weighted_failover")} == {
+        "num_retries": 2,
+        "enable_weighted_failover": True,
+    }
+    assert config["litellm_settings"]["callbacks"] == ["prometheus"]
     assert a["keys"] == {
         "compositor": hashlib.sha256(b"render-compositor-key-01").hexdigest(),
         "studio": hashlib.sha256(STUDIO_KEY.encode()).hexdigest(),

@@ -5,16 +5,18 @@ counts is one the gateway let through. Runs until STOP_FILE exists (or --seconds
 counts. by_node counts the answers per node, from the deployment id the gateway names in its
 x-litellm-model-id header (the gateway role makes it the node's inventory name).
 
-    client_loop.py --base-url URL --key KEY --model NAME --out FILE --progress FILE --stop-file FILE
+    client_loop.py --base-url URL --key KEY --model NAME --out FILE --progress FILE --stop-file FILE [--ca PEM]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import time
 from pathlib import Path
 
+import httpx
 import openai
 from openai import OpenAI
 
@@ -24,8 +26,15 @@ def main() -> int:
     for name in ("--base-url", "--key", "--model", "--out", "--progress", "--stop-file"):
         parser.add_argument(name, required=True)
     parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--ca", help="the CA that issued the gateway's certificate (https)")
     args = parser.parse_args()
-    client = OpenAI(base_url=args.base_url, api_key=args.key, max_retries=0, timeout=30)
+    client = OpenAI(
+        base_url=args.base_url,
+        api_key=args.key,
+        max_retries=0,
+        timeout=30,
+        http_client=httpx.Client(verify=ssl.create_default_context(cafile=args.ca)) if args.ca else None,
+    )
     ok, errors, by_node = 0, [], {}
     started = time.time()
     while not Path(args.stop_file).exists() and time.time() - started < args.seconds:

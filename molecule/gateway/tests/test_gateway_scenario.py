@@ -1,15 +1,22 @@
 """Verify the studio gateway from the controller, as an assistant would: the official openai client
-against http://127.0.0.88:4000/v1 with the studio's and an application's key; and the nodes, which admit
-only the gateway (source 127.0.0.1) and themselves."""
+against https://127.0.0.88:4000/v1, trusting only the studio CA that issued the gateway's certificate
+(prepare.yml), with the studio's and an application's key; its Prometheus metrics; and the nodes, which
+admit only the gateway (source 127.0.0.1) and themselves."""
 
 import json
+import os
+import re
+import ssl
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from openai import OpenAI
 
-GATEWAY = "http://127.0.0.88:4000/v1"
+GATEWAY = "https://127.0.0.88:4000/v1"
+# The studio CA alone: the system's CAs are not trusted here.
+TRUST = ssl.create_default_context(cafile=Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "tls" / "ca.pem")
 STUDIO_KEY = "molecule-studio-key-0123456789"
 APP_KEY = "molecule-compositor-key-abcdef"
 NODES = {"gateway-node-1": "127.0.0.86", "gateway-node-2": "127.0.0.87"}
@@ -19,7 +26,13 @@ OTHER_SOURCE = "127.0.0.105"
 
 
 def client(key: str) -> OpenAI:
-    return OpenAI(base_url=GATEWAY, api_key=key, max_retries=0, timeout=30)
+    return OpenAI(
+        base_url=GATEWAY,
+        api_key=key,
+        max_retries=0,
+        timeout=30,
+        http_client=httpx.Client(verify=TRUST),
+    )
 
 
 @pytest.mark.parametrize("key", [STUDIO_KEY, APP_KEY])
@@ -56,8 +69,33 @@ def test_a_wrong_key_gets_401(key: str) -> None:
 
 
 def test_a_missing_key_gets_401() -> None:
-    answer = httpx.get(f"{GATEWAY}/models", timeout=10)
+    answer = httpx.get(f"{GATEWAY}/models", verify=TRUST, timeout=10)
     assert answer.status_code == 401, answer.text
+
+
+def test_the_gateway_speaks_only_https_with_the_studio_certificate() -> None:
+    # Without the studio CA the certificate is not trusted; plain HTTP gets no answer.
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(f"{GATEWAY}/models", timeout=10)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(GATEWAY.replace("https://", "http://") + "/models", timeout=10)
+
+
+def test_metrics_count_each_nodes_answers_and_show_no_key() -> None:
+    client(APP_KEY).chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "One word."}], max_tokens=2
+    )
+    text = httpx.get(GATEWAY.removesuffix("/v1") + "/metrics/", verify=TRUST, timeout=10).text
+    answered = {
+        node: float(count)
+        for node, count in re.findall(
+            r'^litellm_deployment_success_responses_total\{[^}]*model_id="([^"]+)"[^}]*\} (\S+)$', text, re.M
+        )
+    }
+    assert set(answered) <= set(NODES) and sum(answered.values()) >= 1, text[-2000:]
+    assert 'api_key_alias="compositor"' in text
+    for secret in (STUDIO_KEY, APP_KEY, NODE_KEY):
+        assert secret not in text
 
 
 def test_an_unknown_model_name_is_refused_clearly() -> None:

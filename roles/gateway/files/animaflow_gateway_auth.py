@@ -47,4 +47,6 @@ async def user_api_key_auth(request: Request, api_key: str) -> Any:
         raise HTTPException(status_code=401, detail="Invalid or missing API key for the studio gateway.")
     from litellm.proxy._types import UserAPIKeyAuth  # only inside the proxy
 
-    return UserAPIKeyAuth(api_key=api_key, key_alias=name, user_id=name)
+    # api_key names the application, never carries the key: LiteLLM puts it in its logs and in the
+    # /metrics labels (as hashed_api_key), where the key itself was measured to appear verbatim.
+    return UserAPIKeyAuth(api_key=f"animaflow-app:{name}", key_alias=name, user_id=name)
