@@ -54,7 +54,9 @@ def newest(pattern: str, where: Path) -> Path:
 def proxy_venv() -> Path:
     lock = newest("litellm-*.txt", LOCKS)
     version = lock.stem.removeprefix("litellm-")
-    venv = CACHE / "gateway-bench" / f"venv-{version}"
+    # One venv per lock's content: a lock that gains a package (prometheus-client) gets a new one.
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
+    venv = CACHE / "gateway-bench" / f"venv-{version}-{digest}"
     if not (venv / "bin" / "litellm").exists():
         wheelhouse = CACHE / "mirror" / "litellm" / version / "pypi"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -121,11 +123,23 @@ def main() -> int:
                         },
                     }
                 ],
-                "router_settings": {"num_retries": 2, "allowed_fails": 1, "cooldown_time": 30},
-                "litellm_settings": {"telemetry": False},
+                # The role's defaults (roles/gateway/vars/main.yml), metrics included.
+                "router_settings": {
+                    "num_retries": 2,
+                    "allowed_fails": 1,
+                    "cooldown_time": 30,
+                    "retry_after": 0,
+                    "enable_weighted_failover": True,
+                },
+                "litellm_settings": {
+                    "telemetry": False,
+                    "callbacks": ["prometheus"],
+                    "require_auth_for_metrics_endpoint": False,
+                },
                 "general_settings": {
                     "master_key": "os.environ/LITELLM_MASTER_KEY",
                     "custom_auth": "animaflow_gateway_auth.user_api_key_auth",
+                    "disable_spend_logs": True,
                 },
             }
         )
