@@ -80,6 +80,7 @@ def test_the_api_shows_the_gateway_an_assistant_uses(
     assert APP_KEY not in answer.text
     assert gateway["configured"] and gateway["hosts"] == ["gw"]
     assert gateway["url"] == "http://127.0.0.123:4123/v1" and gateway["answering"] is True
+    assert gateway["metrics_url"] == "http://127.0.0.123:4123/metrics/"
     assert gateway["models"] == ["tiny", "tiny-b"] and gateway["key_names"] == ["studio", "compositor"]
     assert gateway["deployments"] == [
         {
@@ -109,6 +110,18 @@ def test_the_farm_page_shows_the_gateway_and_says_when_it_does_not_answer(
         assert client.get("/api/gateway", headers=admin_of(gateway_settings)).json()["answering"] is False
     assert 'data-testid="gateway"' in page and "http://127.0.0.123:4123/v1" in page
     assert "● not answering" in page and 'data-deployment="n2"' in page and APP_KEY not in page
+    assert "http://127.0.0.123:4123/metrics/" in page
+
+
+def test_metrics_switched_off_are_not_offered(
+    gateway_settings: Settings, app_client: Callable, admin_of: Callable
+) -> None:
+    inventory = Path(gateway_settings.inventory)
+    inventory.write_text(
+        inventory.read_text().replace("gateway_port: 4123,", "gateway_port: 4123, gateway_metrics: false,")
+    )
+    with app_client(gateway_settings) as client:
+        assert client.get("/api/gateway", headers=admin_of(gateway_settings)).json()["metrics_url"] is None
 
 
 def test_without_a_gateway_group_nothing_is_shown(client: TestClient, admin: dict[str, str]) -> None:
@@ -117,6 +130,7 @@ def test_without_a_gateway_group_nothing_is_shown(client: TestClient, admin: dic
         "hosts": [],
         "url": None,
         "answering": None,
+        "metrics_url": None,
         "models": [],
         "key_names": [],
         "deployments": [],

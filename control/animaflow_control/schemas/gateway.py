@@ -22,6 +22,9 @@ class Gateway(BaseModel):
     answering: bool | None = Field(
         default=None, description="The gateway answered its liveliness check just now"
     )
+    metrics_url: str | None = Field(
+        default=None, description="Its Prometheus metrics (per node answers, failures, state); null when off"
+    )
     models: list[str] = Field(default=[], description="The model names assistants ask for")
     key_names: list[str] = Field(default=[], description="The studio key and the applications' (names only)")
     deployments: list[GatewayDeployment] = []

@@ -54,6 +54,10 @@ def gateway_view(services: Services) -> Gateway:
         hosts=inventory.gateways,
         url=url,
         answering=answering(url),
+        # The role's default is on (gateway_metrics); LiteLLM serves them under /metrics/.
+        metrics_url=url.removesuffix("/v1") + "/metrics/"
+        if hostvars.get("gateway_metrics", True) not in (False, "false", "False", "no")
+        else None,
         models=routes["models"],
         key_names=["studio", *sorted(hostvars.get("gateway_app_keys") or {})],
         deployments=deployments,
