@@ -14,9 +14,10 @@ throughput ratio at concurrency 16 (goal >= 0.95), with the machine's load.
 
 On a farm the gateway has its own host. Here all three share two cores, so the proxy's CPU is taken from
 llama-server's: --pin puts llama-server on core 0 (one thread) and the proxy and the client on core 1,
-which is closer to a gateway host of its own (the direct runs keep the same placement).
+which is closer to a gateway host of its own (the direct runs keep the same placement); --proxy-alone
+moves the client to core 0 beside llama-server, so the proxy has a core to itself, as on its own host.
 
-Run: .venv/bin/python benchmarks/gateway_overhead.py [--rounds 3] [--requests 32] [--pin]
+Run: .venv/bin/python benchmarks/gateway_overhead.py [--rounds 3] [--requests 32] [--pin | --proxy-alone]
 (needs make test's or the demo's llama.cpp build and tests/infra/prepare-mirror.py's mirror).
 """
 
@@ -99,8 +100,15 @@ def main() -> int:
     parser.add_argument(
         "--pin", action="store_true", help="llama-server on core 0, the proxy and the client on core 1"
     )
+    parser.add_argument(
+        "--proxy-alone",
+        action="store_true",
+        help="as --pin, but the client on core 0: the proxy alone on core 1",
+    )
     args = parser.parse_args()
+    args.pin = args.pin or args.proxy_alone
     server_pin, gateway_pin = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if args.pin else ([], [])
+    client_pin = server_pin if args.proxy_alone else gateway_pin
     threads = "1" if args.pin else "2"
     server_bin = newest("*-cpu-*/llama-server", CACHE / "controller" / "llamacpp" / "builds")
     model = CACHE / "mirror" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -169,7 +177,11 @@ def main() -> int:
             "gateway": (f"http://{GATEWAY[0]}:{GATEWAY[1]}", STUDIO_KEY),
         }
         placement = (
-            "llama-server core 0 (1 thread), proxy and client core 1" if args.pin else "all on both cores"
+            "llama-server and client core 0, proxy alone on core 1"
+            if args.proxy_alone
+            else "llama-server core 0 (1 thread), proxy and client core 1"
+            if args.pin
+            else "all on both cores"
         )
         print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores, {placement}")
         print(f"server: {server_bin.parent.name}, {model.name}")
@@ -183,7 +195,7 @@ def main() -> int:
                         concurrency,
                         args.requests,
                         work / f"{name}-{round_}-{concurrency}.json",
-                        gateway_pin,
+                        client_pin,
                     )
                     for name, (url, key) in targets.items()
                 }

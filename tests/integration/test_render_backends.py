@@ -343,6 +343,13 @@ def test_ollama_archives_per_node(farm):
     assert "ollama-linux-amd64-rocm.tar.zst" in text
 
 
+def test_the_other_servers_keep_30_s_to_stop(vllm_8b, ollama):
+    # Only llama-server's SIGTERM was measured (it never finishes an open request, so it gets 5 s,
+    # checked live in molecule/gateway); the others keep the shared default.
+    for unit in (vllm_8b["h100x8"]["unit"], ollama["cpu"]["unit"]):
+        assert unit_settings(unit)["TimeoutStopSec"] == ["30"]
+
+
 def test_ollama_environment_per_hardware(ollama):
     h100 = env_of(ollama["h100x8"]["env"])
     assert h100["OLLAMA_HOST"] == "127.0.0.12:8000"

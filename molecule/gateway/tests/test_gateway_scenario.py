@@ -128,6 +128,13 @@ def test_the_node_units_allow_only_the_gateway_and_themselves(host) -> None:
     assert sorted(deny) == ["0.0.0.0/0", "::/0"]
 
 
+def test_a_stop_gives_llama_server_5_s_before_sigkill(host) -> None:
+    # llama-server never finishes an open request after SIGTERM; the gateway retries it once it fails.
+    if host.backend.get_hostname() not in NODES:
+        pytest.skip("not a node")
+    assert host.check_output("systemctl show -P TimeoutStopUSec animaflow-llamacpp.service") == "5s"
+
+
 def test_the_gateway_keeps_no_key_in_the_clear(host) -> None:
     if host.backend.get_hostname() != "gateway-gw":
         pytest.skip("not the gateway")
