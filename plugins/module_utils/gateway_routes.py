@@ -14,6 +14,11 @@ from typing import Any
 WILDCARDS = {"0.0.0.0", "::", "[::]", ""}
 
 
+def _off(value: Any) -> bool:
+    """A switch the inventory turned off: YAML's false, or the string an -e or an INI inventory gives."""
+    return str(value).strip().lower() in {"false", "no", "off", "0"}
+
+
 def _node_key_env(node: str) -> str:
     """The environment variable that carries a node's API key to the proxy (never in its config file)."""
     return "ANIMAFLOW_NODE_" + re.sub(r"[^A-Z0-9]+", "_", node.upper()).strip("_") + "_KEY"
@@ -43,7 +48,7 @@ def gateway_routes(
     problems: list[str] = []
     for node in sorted(nodes):
         hv = hostvars.get(node, {})
-        if hv.get("animaflow_gateway_member", True) in (False, "false", "False", "no"):
+        if _off(hv.get("animaflow_gateway_member", True)):
             continue
         model = str(hv.get("animaflow_model") or defaults.get("model") or "")
         if not model:
@@ -95,3 +100,11 @@ def gateway_url(host: str, hostvars: Mapping[str, Any]) -> str:
     if ":" in address:
         address = f"[{address}]"
     return f"{scheme}://{address}:{int(hostvars.get('gateway_port') or 4000)}/v1"
+
+
+def gateway_metrics_url(host: str, hostvars: Mapping[str, Any]) -> str | None:
+    """Where Prometheus scrapes the gateway `host` (LiteLLM's /metrics/, beside /v1; the slash matters),
+    or None when gateway_metrics is off (the role's default is on)."""
+    if _off(hostvars.get("gateway_metrics", True)):
+        return None
+    return gateway_url(host, hostvars).removesuffix("/v1") + "/metrics/"

@@ -13,6 +13,7 @@ import pytest
 from fastapi import HTTPException
 
 from ansible_collections.animaflow.inference.plugins.module_utils.gateway_routes import (
+    gateway_metrics_url,
     gateway_routes,
     gateway_url,
 )
@@ -111,6 +112,23 @@ def test_nodes_left_out_are_named_with_the_reason() -> None:
 )
 def test_the_url_assistants_use(hostvars: dict, url: str) -> None:
     assert gateway_url("gw", hostvars) == url
+
+
+@pytest.mark.parametrize(
+    ("hostvars", "url"),
+    [
+        ({"animaflow_bind_address": "10.20.0.5"}, "http://10.20.0.5:4000/metrics/"),
+        (
+            {"gateway_virtual_ip": "192.0.2.100/24", "gateway_tls_certfile": "c.pem"},
+            "https://192.0.2.100:4000/metrics/",
+        ),
+        ({"gateway_metrics": False}, None),
+        ({"gateway_metrics": "no"}, None),
+        ({"gateway_metrics": "True"}, "http://127.0.0.1:4000/metrics/"),
+    ],
+)
+def test_where_prometheus_scrapes(hostvars: dict, url: str | None) -> None:
+    assert gateway_metrics_url("gw", hostvars) == url
 
 
 def import_auth():

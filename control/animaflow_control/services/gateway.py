@@ -1,6 +1,6 @@
 """The studio gateway as the inventory defines it (roles/gateway): the URL assistants use, the model
 names, each node's deployment with its last reported backend and health, and whether the gateway answers
-now. The routing and the URL are the role's own (module_utils/gateway_routes.py), so both always agree."""
+now. The routing and the URLs are the role's own (module_utils/gateway_routes.py), so both always agree."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import httpx
 from animaflow_control.schemas.gateway import Gateway, GatewayDeployment
 from animaflow_control.services.container import Services
 from ansible_collections.animaflow.inference.plugins.module_utils.gateway_routes import (
+    gateway_metrics_url,
     gateway_routes,
     gateway_url,
 )
@@ -54,10 +55,7 @@ def gateway_view(services: Services) -> Gateway:
         hosts=inventory.gateways,
         url=url,
         answering=answering(url),
-        # The role's default is on (gateway_metrics); LiteLLM serves them under /metrics/.
-        metrics_url=url.removesuffix("/v1") + "/metrics/"
-        if hostvars.get("gateway_metrics", True) not in (False, "false", "False", "no")
-        else None,
+        metrics_url=gateway_metrics_url(first, hostvars),
         models=routes["models"],
         key_names=["studio", *sorted(hostvars.get("gateway_app_keys") or {})],
         deployments=deployments,
