@@ -15,6 +15,7 @@ from typing import Any
 
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench import (
     DEFAULTS,
+    WORKLOADS,
     BenchConfig,
     run_benchmark,
 )
@@ -82,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--client-processes", type=int, help="processes the client spreads streams over (default: 1 per 64)"
     )
+    parser.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default=DEFAULTS["workload"],
+        help="chat (default); structured: JSON replies under a json_schema, each checked (needs "
+        "--no-ignore-eos and --output-tokens >= 256, a cap); shared_prefix: one long system prompt "
+        "shared by every request, against unique-prefix controls",
+    )
+    parser.add_argument(
+        "--shared-prefix-tokens",
+        type=int,
+        default=DEFAULTS["shared_prefix_tokens"],
+        help="shared_prefix: the shared system prompt's length in words, about 1 token each (default %(default)s)",
+    )
     parser.add_argument("--output", type=Path, help="write the results JSON here")
     return parser
 
@@ -125,12 +140,16 @@ def render_table(results: dict[str, Any]) -> str:
         "TTFAT = first answer (content) token, after any reasoning"
     )
     lines.append(f"output tokens from: {results['token_source']} ({results['token_source_note']})")
+    within = results["max_concurrency_within_slo"]
+    rate = "none" if goodput["request_per_s"] is None else f"{goodput['request_per_s']:.2f} requests/s"
     lines.append(
-        f"goodput: {goodput['concurrency']} concurrent requests "
-        f"(p95 TTFT <= {goodput['slo_ttft_ms']} ms, p95 TPOT <= {goodput['slo_tpot_ms']} ms, no failures)"
+        f"goodput: {rate} inside the SLOs (TTFT <= {goodput['slo_ttft_ms']} ms, TPOT <= "
+        f"{goodput['slo_tpot_ms']} ms, each request), at concurrency {goodput['concurrency']}; max concurrency "
+        f"within SLO: {within['concurrency']} (p95s, no failures)"
     )
     for warning in results["client"]["warnings"]:
         lines.append(f"WARNING (the client may have measured itself): {warning}")
+    lines += workload_lines(results)
     host = results["host"]
     lines.append(
         f"memory bandwidth: {host['memory_bandwidth_gbps']} GB/s ({host.get('memory_bandwidth_source')}: "
@@ -145,6 +164,31 @@ def render_table(results: dict[str, Any]) -> str:
             f"{'-' if fraction is None else f'{fraction:.0%}'} of it"
         )
     return "\n".join(lines)
+
+
+def workload_lines(results: dict[str, Any]) -> list[str]:
+    """Per level: valid replies (structured), TTFT with and without the shared prefix (shared_prefix)."""
+    lines = []
+    for level in results["levels"]:
+        checked, prefix = level.get("structured"), level.get("prefix")
+        if checked:
+            examples = "; ".join(checked["invalid_examples"])
+            lines.append(
+                f"concurrency {level['concurrency']}: {checked['valid']} of {checked['checked']} replies met "
+                f"the schema{f' (invalid: {examples})' if examples else ''}"
+            )
+        if prefix:
+            unique = prefix["unique"]
+            lines.append(
+                f"concurrency {level['concurrency']}: TTFT p50 {_ms(level['ttft_ms'], 'median')} ms with the "
+                f"shared {prefix['shared_prefix_tokens']}-token prefix (cached p50 "
+                f"{level['cached_prompt_tokens']['median']}), {_ms(unique['ttft_ms'], 'median')} ms with unique "
+                f"ones (cached p50 {unique['cached_prompt_tokens']['median']}): x"
+                f"{prefix['ttft_p50_ratio_unique_over_shared']}"
+            )
+            if prefix.get("cache_warning"):
+                lines.append(f"WARNING: {prefix['cache_warning']}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         gpu_split=args.gpu_split,
         gpu_python=args.gpu_python,
         client_processes=args.client_processes,
+        workload=args.workload,
+        shared_prefix_tokens=args.shared_prefix_tokens,
     )
     try:
         config.validate()

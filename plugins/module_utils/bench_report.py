@@ -3,7 +3,8 @@
 """The comparison report of one benchmark run: a Markdown table, PNG charts, the recommendation.
 
 Reads the llm_benchmark results files the benchmark playbook fetched into one run directory
-(<host>-<backend>.json, of llm_bench_schema's version) and writes report.md and the charts beside them.
+(<host>-<backend>.json for the chat workload, <host>-<backend>-<workload>.json for the others, of a
+version llm_bench_schema reads) and writes report.md and the charts beside them.
 Used by the benchmark_report module on the controller. matplotlib is optional: without it the Markdown is
 still written and says the charts were skipped.
 """
@@ -21,7 +22,11 @@ from ansible_collections.animaflow.inference.plugins.module_utils.llamacpp_tune 
     TUNE_KIND,
     tuning_markdown,
 )
-from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_schema import SCHEMA_VERSION
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_schema import (
+    READABLE_SCHEMA_VERSIONS,
+    current,
+    readable,
+)
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stats import (
     DECODE_BOUND_TOLERANCE,
 )
@@ -36,37 +41,48 @@ CHARTS: tuple[tuple[str, str, str, str], ...] = (
 
 @dataclass
 class Entry:
-    """One node's results for one backend."""
+    """One node's results for one backend and workload."""
 
     host: str
     backend: str
     results: dict[str, Any]
+    workload: str = "chat"
 
     @property
     def label(self) -> str:
-        return f"{self.host} / {self.backend}"
+        return f"{self.host} / {self.backend}" + ("" if self.workload == "chat" else f" / {self.workload}")
 
 
 class ReportError(Exception):
     """A results file is missing or is not results of a schema this report understands."""
 
 
+def results_file_name(host: str, backend: str, workload: str = "chat") -> str:
+    """<host>-<backend>.json for chat (the name before workloads existed), else <host>-<backend>-<workload>.json."""
+    return f"{host}-{backend}{'' if workload == 'chat' else '-' + workload}.json"
+
+
 def load_entries(run_dir: Path, nodes: list[dict[str, Any]], missing_ok: bool) -> list[Entry]:
-    """The results of every benchmarked backend of every node; missing_ok for check mode, where the
-    playbook measured nothing and so fetched nothing."""
+    """The results of every benchmarked backend and workload of every node; missing_ok for check mode,
+    where the playbook measured nothing and so fetched nothing."""
     entries = []
     for node in nodes:
-        for backend in node.get("benchmarked") or []:
-            path = run_dir / f"{node['host']}-{backend}.json"
+        measured = node.get("measured")
+        if measured is None:  # a report written before workloads: chat only
+            measured = [{"backend": backend, "workload": "chat"} for backend in node.get("benchmarked") or []]
+        for item in measured:
+            workload = item.get("workload") or "chat"
+            path = run_dir / (item.get("file") or results_file_name(node["host"], item["backend"], workload))
             if missing_ok and not path.exists():
                 continue
             try:
                 results = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as error:
                 raise ReportError(f"cannot read the results {path}: {error}") from error
-            if not isinstance(results, dict) or results.get("schema_version") != SCHEMA_VERSION:
-                raise ReportError(f"{path} is not llm_benchmark results of schema_version {SCHEMA_VERSION}")
-            entries.append(Entry(node["host"], backend, results))
+            if not readable(results):
+                versions = " or ".join(str(version) for version in READABLE_SCHEMA_VERSIONS)
+                raise ReportError(f"{path} is not llm_benchmark results of schema_version {versions}")
+            entries.append(Entry(node["host"], item["backend"], current(results), workload))
     return entries
 
 
@@ -148,7 +164,8 @@ def _levels_table(entries: list[Entry]) -> list[str]:
     for entry in entries:
         version = (entry.results.get("target") or {}).get("version") or "-"
         for level in entry.results.get("levels") or []:
-            row = [entry.host, entry.backend, version, str(level["concurrency"]), str(level["completed"])]
+            backend = entry.backend + ("" if entry.workload == "chat" else f" ({entry.workload})")
+            row = [entry.host, backend, version, str(level["concurrency"]), str(level["completed"])]
             row += [
                 str(level["failed"]),
                 _num(level.get("output_tokens_per_s")),
@@ -198,13 +215,39 @@ def _bandwidth_cell(results: dict[str, Any], bound: dict[str, Any]) -> str:
     return "-" if gbps is None else f"{_num(gbps)} ({source or 'unknown'})"
 
 
+FORMAT_NAMES = {"gguf": "GGUF", "hf": "Hugging Face"}
+
+
+def _served_cell(results: dict[str, Any]) -> str:
+    """The model with its format and quantisation: what a comparison of backends compares."""
+    target = results.get("target") or {}
+    fmt = target.get("model_format")
+    details = [FORMAT_NAMES.get(fmt, fmt) if fmt else None, target.get("quantisation")]
+    shown = " ".join(part for part in details if part)
+    return (target.get("model") or "-") + (f" ({shown})" if shown else "")
+
+
 def _goodput_table(entries: list[Entry]) -> list[str]:
-    header = ["Node", "Backend", "Model", "Goodput (concurrency)", "Output tok/s there", "Tokens from"]
-    header += ["Bandwidth GB/s (source)", "Decode bound tok/s", "Achieved"]
+    header = [
+        "Node",
+        "Backend",
+        "Workload",
+        "Model (format)",
+        "Goodput req/s (conc.)",
+        "Max conc. within SLO",
+    ]
+    header += [
+        "Output tok/s there",
+        "Tokens from",
+        "Bandwidth GB/s (source)",
+        "Decode bound tok/s",
+        "Achieved",
+    ]
     rows, notes = [], []
     for entry in entries:
         results = entry.results
         goodput, bound = results.get("goodput") or {}, results.get("decode_bound") or {}
+        within = results.get("max_concurrency_within_slo") or {}
         fraction, warning = bound.get("achieved_fraction"), bound.get("warning")
         if fraction is not None and fraction > 1 + DECODE_BOUND_TOLERANCE and not warning:
             # Results written before the benchmark refused such fractions.
@@ -215,13 +258,16 @@ def _goodput_table(entries: list[Entry]) -> list[str]:
         method = bound.get("method") or (results.get("host") or {}).get("memory_bandwidth_method")
         if method:
             notes.append(f"- {entry.label} bandwidth: {method}.")
+        rate = goodput.get("request_per_s")
         rows.append(
             [
                 entry.host,
                 entry.backend,
-                (results.get("target") or {}).get("model") or "-",
-                "none" if goodput.get("concurrency") is None else str(goodput["concurrency"]),
-                _num(goodput.get("output_tokens_per_s")),
+                entry.workload,
+                _served_cell(results),
+                "not measured" if rate is None else f"{rate:.2f} ({goodput.get('concurrency')})",
+                "none" if within.get("concurrency") is None else str(within["concurrency"]),
+                _num(within.get("output_tokens_per_s")),
                 results.get("token_source") or "-",
                 _bandwidth_cell(results, bound),
                 _num(bound.get("tokens_per_s_upper")),
@@ -229,6 +275,58 @@ def _goodput_table(entries: list[Entry]) -> list[str]:
             ]
         )
     return _table(header, rows) + (["", *notes] if notes else [])
+
+
+def _structured_table(entries: list[Entry]) -> list[str]:
+    rows = [
+        [entry.host, entry.backend, str(level["concurrency"]), f"{checked.get('valid')} of {checked.get('checked')}",
+         "; ".join(checked.get("invalid_examples") or []) or "-"]
+        for entry in entries
+        for level in entry.results.get("levels") or []
+        if (checked := level.get("structured"))
+    ]  # fmt: skip
+    if not rows:
+        return []
+    header = ["Node", "Backend", "Conc.", "Replies valid against the schema", "Why invalid (examples)"]
+    return ["", "## Structured output", "", *_table(header, rows)]
+
+
+def _prefix_table(entries: list[Entry]) -> list[str]:
+    rows, notes = [], []
+    for entry in entries:
+        for level in entry.results.get("levels") or []:
+            prefix = level.get("prefix")
+            if not prefix:
+                continue
+            unique = prefix.get("unique") or {}
+            rows.append(
+                [
+                    entry.host,
+                    entry.backend,
+                    str(level["concurrency"]),
+                    str(prefix.get("shared_prefix_tokens")),
+                    _num((level.get("ttft_ms") or {}).get("median")),
+                    _num((unique.get("ttft_ms") or {}).get("median")),
+                    _num(prefix.get("ttft_p50_ratio_unique_over_shared"), 2),
+                    _num((level.get("cached_prompt_tokens") or {}).get("median"), 0),
+                    _num((unique.get("cached_prompt_tokens") or {}).get("median"), 0),
+                ]
+            )
+            if prefix.get("cache_warning"):
+                notes.append(
+                    f"- {entry.label} at concurrency {level['concurrency']}: {prefix['cache_warning']}."
+                )
+    if not rows:
+        return []
+    header = ["Node", "Backend", "Conc.", "Prefix words", "TTFT p50 ms shared", "TTFT p50 ms unique"]
+    header += ["Unique / shared", "Cached tokens p50 shared", "Cached tokens p50 unique"]
+    return [
+        "",
+        "## Shared prefix: TTFT with and without it",
+        "",
+        *_table(header, rows),
+        *(["", *notes] if notes else []),
+    ]
 
 
 def _workload_lines(entries: list[Entry]) -> list[str]:
@@ -244,8 +342,9 @@ def _workload_lines(entries: list[Entry]) -> list[str]:
         f"requests per level, about {workload.get('input_tokens')} input and {workload.get('output_tokens')} "
         f"output tokens per request (ignore_eos {workload.get('ignore_eos')}), after "
         f"warm-up requests: {workload.get('warmup_requests')}; {workload.get('load')}.",
-        f"- SLO for goodput: p95 TTFT <= {goodput.get('slo_ttft_ms')} ms and p95 TPOT <= "
-        f"{goodput.get('slo_tpot_ms')} ms with no failed request.",
+        f"- SLOs: TTFT <= {goodput.get('slo_ttft_ms')} ms and TPOT <= {goodput.get('slo_tpot_ms')} ms. Goodput: "
+        "requests per second whose own TTFT and TPOT met them (and whose reply was valid, where checked); "
+        "max concurrency within SLO: the highest level whose p95s met them with no failed request.",
     ]
 
 
@@ -307,6 +406,7 @@ def render_markdown(
     lines += _levels_table(entries) if entries else ["No backend was benchmarked."]
     if entries:
         lines += ["", "## Goodput and decode bound", "", *_goodput_table(entries)]
+        lines += _structured_table(entries) + _prefix_table(entries)
     lines += ["", "## Charts", ""]
     titles = {name: title for name, title, _, _ in CHARTS}
     lines += [f"![{titles[name]}]({name})" for name in charts]
@@ -346,7 +446,21 @@ def render_charts(entries: list[Entry]) -> tuple[dict[str, bytes], str | None]:
             )
             # NaN leaves a gap where a level completed nothing, instead of drawing through it.
             ys = [math.nan if value is None else value for _, value in points]
-            axes.plot([x for x, _ in points], ys, marker="o", label=entry.label)
+            line = axes.plot([x for x, _ in points], ys, marker="o", label=entry.label)[0]
+            unique = [
+                (
+                    level["concurrency"],
+                    ((level.get("prefix") or {}).get("unique") or {}).get("ttft_ms", {}).get("p95"),
+                )
+                for level in entry.results.get("levels") or []
+            ]
+            if key == "ttft_p95" and any(value is not None for _, value in unique):
+                # The shared-prefix workload's control requests: the same colour, dashed.
+                values = [math.nan if value is None else value for _, value in sorted(unique)]
+                axes.plot(
+                    [x for x, _ in sorted(unique)], values, marker="o", linestyle="--", color=line.get_color(),
+                    label=f"{entry.label} (no shared prefix)",
+                )  # fmt: skip
         axes.set_xscale("log", base=2)
         axes.set_xticks(levels, [str(level) for level in levels])
         axes.minorticks_off()
@@ -396,5 +510,7 @@ def build_report(
         "markdown": markdown,
         "charts": [str(run_dir / name) for name in chart_names],
         "charts_skipped": note,
-        "results_files": [str(run_dir / f"{entry.host}-{entry.backend}.json") for entry in entries],
+        "results_files": [
+            str(run_dir / results_file_name(entry.host, entry.backend, entry.workload)) for entry in entries
+        ],
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -42,8 +43,22 @@ from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stat
     decode_bound,
     describe,
     goodput,
+    level_goodput,
+    max_concurrency_within_slo,
     summarise_level,
     token_source,
+)
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_structured import (
+    SCHEMA,
+    SCHEMA_NAME,
+    STRUCTURED_MIN_OUTPUT_TOKENS,
+    STRUCTURED_PROMPT,
+    check_reply,
+    response_format,
+    schema_sha256,
+)
+from ansible_collections.animaflow.inference.plugins.module_utils.model_formats import (
+    describe as describe_model,
 )
 
 # The module's and the command's defaults; both read them from here.
@@ -58,7 +73,13 @@ DEFAULTS: dict[str, Any] = {
     "slo_tpot_ms": 100.0,
     "timeout_s": 120.0,
     "seed": 0,
+    "workload": "chat",
+    "shared_prefix_tokens": 1024,
 }
+# What each request asks for: chat (a plain streamed completion), structured (a JSON record under a
+# strict json_schema, each reply checked), shared_prefix (one long system prompt shared by every
+# request, measured against a control whose system prompts are as long but each its own).
+WORKLOADS = ("chat", "structured", "shared_prefix")
 
 # Short common English words: most tokenizers give each one token, so N words approximate N tokens.
 _FILLER = (
@@ -86,6 +107,22 @@ PROMPT_METHOD = (
     "counted (prompt_tokens, template included) and those it took from its cache "
     "(cached_prompt_tokens), where the server says"
 )
+STRUCTURED_METHOD = (
+    "the chat prompt's words (about input_tokens), then the instruction to describe a shot as a JSON "
+    "record; response_format json_schema (strict) with the schema below; each reply's answer text "
+    "(delta.content) is parsed and checked against it by the client (a reply cut at max_tokens, "
+    "finish_reason length, is invalid). output_tokens is max_tokens, a cap: a reply ends with its "
+    "record. An invalid reply is a completed request, not a failed one"
+)
+SHARED_PREFIX_METHOD = (
+    "a system prompt of about shared_prefix_tokens words (1 token each, roughly), the same for every "
+    "request of the run and new for each run, before the chat prompt's user message (about "
+    "input_tokens, distinct per request). Before each level, concurrency unmeasured one-token "
+    "requests carry the prefix (so a server caching per slot holds it wherever the level runs); after "
+    "the level, as many control requests whose system prompts are as long but distinct from their "
+    "first word run at the same concurrency: levels[].prefix.unique"
+)
+_REPEAT = "repeat these words, then keep writing more of them."
 CLIENT_STAMPS = (
     "each read is stamped with the kernel's receive time of its newest bytes (SO_TIMESTAMPNS), else "
     "with the read time (levels[].client.stamps says which); stamp lag = read time - arrival time, per "
@@ -111,6 +148,10 @@ class BenchConfig:
     seed: int = DEFAULTS["seed"]
     backend: str | None = None
     backend_version: str | None = None
+    # Recorded in target: the inventory name of the node, and the animaflow_models entry served
+    # (its family, format and quantisation, model_formats.describe).
+    node: str | None = None
+    model_entry: dict[str, Any] | None = None
     model_bytes: int | None = None
     gpu: dict[str, Any] | None = None
     cpu: dict[str, Any] | None = None
@@ -127,6 +168,9 @@ class BenchConfig:
     # STREAMS_PER_PROCESS streams, at most the CPUs, more after a level whose client
     # was saturated); 1 keeps the whole client in one event loop.
     client_processes: int | None = None
+    # One of WORKLOADS; shared_prefix_tokens: the shared system prompt's length (shared_prefix).
+    workload: str = DEFAULTS["workload"]
+    shared_prefix_tokens: int = DEFAULTS["shared_prefix_tokens"]
 
     def validate(self) -> None:
         if not self.concurrency or any(level < 1 for level in self.concurrency):
@@ -147,6 +191,25 @@ class BenchConfig:
         for name in ("threads", "gpus_used", "memory_bandwidth_gbps"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 when given")
+        self._validate_workload()
+
+    def _validate_workload(self) -> None:
+        if self.workload not in WORKLOADS:
+            raise ValueError(f"workload must be one of {', '.join(WORKLOADS)}, got {self.workload!r}")
+        if self.shared_prefix_tokens < 1:
+            raise ValueError("shared_prefix_tokens must be >= 1")
+        if self.workload != "structured":
+            return
+        if self.ignore_eos:
+            raise ValueError(
+                "workload structured needs ignore_eos false: ignore_eos keeps the server generating "
+                "after the JSON record ends, where the schema's grammar allows only the end of the reply"
+            )
+        if self.output_tokens < STRUCTURED_MIN_OUTPUT_TOKENS:
+            raise ValueError(
+                f"workload structured needs output_tokens >= {STRUCTURED_MIN_OUTPUT_TOKENS}: it is the cap "
+                "(max_tokens) each JSON reply must finish within, and a reply cut there is invalid"
+            )
 
 
 class Workload:
@@ -160,33 +223,74 @@ class Workload:
         self.offset = secrets.randbelow(len(_OPENERS) * len(_FILLER))
         self.rng = random.Random(config.seed)
         self.issued = 0
+        self.kind = config.workload
+        # The run's one shared system prompt: its run id and head are new each run, so a server still
+        # holding an earlier run's prefix cannot serve it.
+        self.shared_prefix = (
+            self.system_prompt(self.offset - 1, "shared") if self.kind == "shared_prefix" else None
+        )
 
-    def prompt(self, index: int) -> str:
-        number = self.offset + index
-        head = f"{_OPENERS[number % len(_OPENERS)]} {_FILLER[number // len(_OPENERS) % len(_FILLER)]}"
-        tail = f". Request {self.run_id}-{index}: repeat these words, then keep writing more of them."
+    @staticmethod
+    def _head(number: int) -> str:
+        return f"{_OPENERS[number % len(_OPENERS)]} {_FILLER[number // len(_OPENERS) % len(_FILLER)]}"
+
+    def prompt(self, index: int, instruction: str = _REPEAT) -> str:
+        tail = f". Request {self.run_id}-{index}: {instruction}"
         words = max(0, self.config.input_tokens - 2 - len(tail) // 4)
-        return " ".join([head, *(self.rng.choice(_FILLER) for _ in range(words))]) + tail
+        return (
+            " ".join([self._head(self.offset + index), *(self.rng.choice(_FILLER) for _ in range(words))])
+            + tail
+        )
 
-    def body(self, index: int) -> dict[str, Any]:
+    def system_prompt(self, number: int, tag: str) -> str:
+        """About shared_prefix_tokens words, unique from the first word on by `number` (as prompts are)."""
+        notes = f". Reference notes {self.run_id}-{tag}:"
+        words = max(0, self.config.shared_prefix_tokens - 2 - len(notes) // 4)
+        return " ".join([self._head(number) + notes, *(self.rng.choice(_FILLER) for _ in range(words))])
+
+    def body(self, index: int, system: str | None = None, max_tokens: int | None = None) -> dict[str, Any]:
+        instruction = STRUCTURED_PROMPT if self.kind == "structured" else _REPEAT
+        messages = [{"role": "user", "content": self.prompt(index, instruction)}]
+        if system is not None:
+            messages.insert(0, {"role": "system", "content": system})
         body: dict[str, Any] = {
             "model": self.config.model,
-            "messages": [{"role": "user", "content": self.prompt(index)}],
-            "max_tokens": self.config.output_tokens,
+            "messages": messages,
+            "max_tokens": max_tokens or self.config.output_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
         if self.config.ignore_eos:
             body["ignore_eos"] = True
+        if self.kind == "structured":
+            body["response_format"] = response_format()
         return body
 
-    def requests(self, count: int) -> list[bytes]:
+    def _issue(
+        self, count: int, system: Callable[[int], str | None], max_tokens: int | None = None
+    ) -> list[bytes]:
         indexes = range(self.issued, self.issued + count)
         self.issued += count
         return [
-            build_request(self.endpoint, json.dumps(self.body(index)).encode(), self.config.api_key)
+            build_request(
+                self.endpoint,
+                json.dumps(self.body(index, system(index), max_tokens)).encode(),
+                self.config.api_key,
+            )
             for index in indexes
         ]
+
+    def requests(self, count: int) -> list[bytes]:
+        """The measured requests (and the warm-up): the shared system prompt first for shared_prefix."""
+        return self._issue(count, lambda _index: self.shared_prefix)
+
+    def priming_requests(self, count: int) -> list[bytes]:
+        """shared_prefix: one-token requests carrying the shared prefix, unmeasured."""
+        return self._issue(count, lambda _index: self.shared_prefix, max_tokens=1)
+
+    def control_requests(self, count: int) -> list[bytes]:
+        """shared_prefix: system prompts as long as the shared one, each its own from its first word."""
+        return self._issue(count, lambda index: self.system_prompt(self.offset + index, f"u{index}"))
 
 
 async def run_level(
@@ -195,6 +299,91 @@ async def run_level(
     """Closed loop: each of `concurrency` workers sends its next request when the last one ends."""
     run = await measure_level(pool, requests, concurrency, timeout_s, processes)
     return run.records, run.duration_s
+
+
+def check_replies(records: list[RequestRecord]) -> dict[str, Any]:
+    """structured: mark each completed request's reply valid or not; the level's counts."""
+    checked = valid = 0
+    examples: list[str] = []
+    for record in records:
+        if not record.ok:
+            continue  # a failed request is counted as failed, its reply never checked
+        reason = check_reply(record.content, record.finish_reason)
+        record.valid, record.invalid_reason = reason is None, reason
+        checked += 1
+        valid += reason is None
+        if reason and reason not in examples and len(examples) < 3:
+            examples.append(reason)
+    return {"checked": checked, "valid": valid, "invalid": checked - valid, "invalid_examples": examples}
+
+
+async def prime_prefix(pool: ConnectionPool, workload: Workload, concurrency: int, timeout_s: float) -> None:
+    """Before a shared_prefix level's clock: `concurrency` one-token requests with the prefix at once.
+
+    llama-server caches per slot and gives a request the slot whose cached prompt matches most; the
+    level's unique controls before displaced the prefix, and one request would restore it in one slot.
+    """
+    await run_level(pool, workload.priming_requests(concurrency), concurrency, timeout_s)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return round(numerator / denominator, 3) if numerator is not None and denominator else None
+
+
+def _cache_warning(level: dict[str, Any], prefix_tokens: int) -> str | None:
+    cached = level["cached_prompt_tokens"]
+    if not cached["count"]:
+        return (
+            "the server reported no cached prompt tokens: whether the prefix came from its cache is unknown"
+        )
+    if cached["median"] < prefix_tokens / 2:
+        return (
+            f"the shared-prefix requests took a median {cached['median']:g} prompt tokens from the server's "
+            f"cache, under half the {prefix_tokens}-token prefix: prefix caching is off or the prefix was "
+            "evicted, and the ratios compare two uncached runs"
+        )
+    return None
+
+
+async def unique_control(
+    pool: ConnectionPool, plan: ClientPlan, workload: Workload, level: dict[str, Any], timeout_s: float
+) -> dict[str, Any]:
+    """shared_prefix: the level's control run, its prefix figures next to the level's (shared) ones."""
+    concurrency, count = level["concurrency"], workload.config.requests_per_level
+    run, client = await plan.level(pool, lambda: workload.control_requests(count), concurrency, timeout_s)
+    control = summarise_level(concurrency, run.records, run.duration_s, client)
+    keys = ("requests", "completed", "failed", "errors", "duration_s", "ttft_ms", "prompt_tokens")
+    return {
+        "shared_prefix_tokens": workload.config.shared_prefix_tokens,
+        "priming_requests": concurrency,
+        "unique": {
+            **{key: control[key] for key in keys},
+            "cached_prompt_tokens": control["cached_prompt_tokens"],
+            "client": client,
+        },
+        "ttft_p50_ratio_unique_over_shared": _ratio(control["ttft_ms"]["median"], level["ttft_ms"]["median"]),
+        "ttft_p95_ratio_unique_over_shared": _ratio(control["ttft_ms"]["p95"], level["ttft_ms"]["p95"]),
+        "cache_warning": _cache_warning(level, workload.config.shared_prefix_tokens),
+    }
+
+
+def workload_details(config: BenchConfig) -> dict[str, Any]:
+    """What results[workload] says about a structured or shared_prefix workload (nothing for chat)."""
+    if config.workload == "structured":
+        return {
+            "structured": {
+                "schema_name": SCHEMA_NAME,
+                "schema_sha256": schema_sha256(),
+                "schema": SCHEMA,
+                "method": STRUCTURED_METHOD,
+            }
+        }
+    if config.workload == "shared_prefix":
+        return {
+            "shared_prefix_tokens": config.shared_prefix_tokens,
+            "shared_prefix_method": SHARED_PREFIX_METHOD,
+        }
+    return {}
 
 
 def _measured_input(records: list[RequestRecord]) -> dict[str, Any]:
@@ -234,6 +423,7 @@ async def run_benchmark(config: BenchConfig) -> dict[str, Any]:
         backend=config.backend,
     )
     endpoint = parse_endpoint(config.base_url)
+    endpoint.keep_content = config.workload == "structured"  # the replies are checked after each level
     workload = Workload(config, endpoint)
     pool = ConnectionPool(endpoint)
     levels: list[dict[str, Any]] = []
@@ -243,11 +433,23 @@ async def run_benchmark(config: BenchConfig) -> dict[str, Any]:
         if config.warmup_requests:
             await run_level(pool, workload.requests(config.warmup_requests), 1, config.timeout_s)
         for concurrency in config.concurrency:
+            if config.workload == "shared_prefix":
+                await prime_prefix(pool, workload, concurrency, config.timeout_s)
             run, client = await plan.level(
                 pool, lambda: workload.requests(config.requests_per_level), concurrency, config.timeout_s
             )
+            structured = check_replies(run.records) if config.workload == "structured" else None
             measured += run.records
             levels.append(summarise_level(concurrency, run.records, run.duration_s, client))
+            levels[-1].update(
+                level_goodput(run.records, run.duration_s, config.slo_ttft_ms, config.slo_tpot_ms)
+            )
+            if structured is not None:
+                levels[-1]["structured"] = structured
+            if config.workload == "shared_prefix":
+                levels[-1]["prefix"] = await unique_control(
+                    pool, plan, workload, levels[-1], config.timeout_s
+                )
     finally:
         await pool.close()
     source = token_source([level["token_source"] for level in levels])
@@ -258,6 +460,8 @@ async def run_benchmark(config: BenchConfig) -> dict[str, Any]:
             "backend": config.backend,
             "version": config.backend_version,
             "model": config.model,
+            "node": config.node,
+            **describe_model(config.model_entry),
         },
         "host": {
             "gpu": config.gpu,
@@ -282,6 +486,8 @@ async def run_benchmark(config: BenchConfig) -> dict[str, Any]:
             "measured_input": _measured_input(measured),
             "connections_opened": pool.opened + plan.opened,
             "stale_connections_retried": pool.stale_retries + plan.retried,
+            "kind": config.workload,
+            **workload_details(config),
         },
         "client": {
             "stamps": CLIENT_STAMPS,
@@ -297,6 +503,9 @@ async def run_benchmark(config: BenchConfig) -> dict[str, Any]:
         "token_source": source,
         "token_source_note": _token_note(source),
         "goodput": goodput(levels, config.slo_ttft_ms, config.slo_tpot_ms),
+        "max_concurrency_within_slo": max_concurrency_within_slo(
+            levels, config.slo_ttft_ms, config.slo_tpot_ms
+        ),
         "decode_bound": decode_bound(
             levels,
             bandwidth["gbps"],

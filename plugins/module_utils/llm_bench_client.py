@@ -129,6 +129,9 @@ class Endpoint:
     path: str
     ssl_context: ssl.SSLContext | None
     host_header: str
+    # Keep each reply's answer text (RequestRecord.content) for a workload that checks it. On the
+    # endpoint because the forked workers of llm_bench_load build their pools from it.
+    keep_content: bool = False
 
 
 def parse_endpoint(base_url: str, route: str = "/v1/chat/completions") -> Endpoint:
@@ -176,6 +179,13 @@ class RequestRecord:
     # sent with the final chunk; None from servers that send none. Kept to check the client's
     # figures against the server's, never used in place of them.
     server_timings: dict[str, Any] | None = None
+    # The choice's finish_reason ("stop", "length", ...) as the last chunk carrying one said.
+    finish_reason: str | None = None
+    # The answer text (delta.content joined): only when the endpoint keeps it, else None.
+    content: str | None = None
+    # Set by a workload that checks the answer (structured): None when not checked.
+    valid: bool | None = None
+    invalid_reason: str | None = None
     # The body as it arrived, until interpret() has read it: (bytes, end offset of each read,
     # arrival stamp of each read).
     raw: tuple[bytes, array, array] | None = field(default=None, repr=False)
@@ -679,6 +689,7 @@ def interpret_events(record: RequestRecord, events: list[tuple[float, bytes]]) -
         record.first_event = events[0][0]
     usage_tokens: int | None = None
     usage: dict[str, Any] = {}
+    pieces: list[str] | None = [] if record.content is not None else None
     for arrived, payload in events:
         if payload.strip() == b"[DONE]":
             continue
@@ -703,6 +714,8 @@ def interpret_events(record: RequestRecord, events: list[tuple[float, bytes]]) -
         for choice in message.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
+            if isinstance(choice.get("finish_reason"), str):
+                record.finish_reason = choice["finish_reason"]
             delta = choice.get("delta") or {}
             # Reasoning models stream their thinking in reasoning_content (llama-server, DeepSeek,
             # vLLM before 0.10) or reasoning (vLLM 0.10+, OpenRouter): generated tokens too.
@@ -713,7 +726,11 @@ def interpret_events(record: RequestRecord, events: list[tuple[float, bytes]]) -
                 record.reasoning = record.reasoning or thought
                 if answer and record.first_answer is None:
                     record.first_answer = arrived
+                if answer and pieces is not None and isinstance(delta["content"], str):
+                    pieces.append(delta["content"])
                 break
+    if pieces is not None:
+        record.content = "".join(pieces)
     record.prompt_tokens = _int(usage.get("prompt_tokens"))
     details = usage.get("prompt_tokens_details")
     cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
@@ -743,6 +760,8 @@ async def send_request(
     With interpret_now False the body stays in record.raw for interpret() to read later.
     """
     record = RequestRecord(index=index)
+    if pool.endpoint.keep_content:
+        record.content = ""  # filled by interpret(); left None, nothing is kept
     # At most two attempts: the second only after a stale kept-alive connection, on a new one,
     # which cannot be stale, so the loop ends.
     for fresh in (False, True):

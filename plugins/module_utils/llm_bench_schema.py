@@ -8,7 +8,12 @@ the numbers rather than living only in documentation.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+from typing import Any
+
+# 2: goodput is requests per second inside every SLO (was: the highest concurrency inside the p95 SLOs,
+# now max_concurrency_within_slo); target names the node, the model's family, format and quantisation.
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 METRIC_DEFINITIONS: dict[str, str] = {
     "ttfr_ms": "request sent -> first SSE data event of any kind (often a role-only chunk)",
@@ -45,8 +50,16 @@ METRIC_DEFINITIONS: dict[str, str] = {
     "decode_tokens_per_s_median": "median over completed requests of 1000 / tpot_ms",
     "percentiles": "linear interpolation between closest ranks (numpy default), completed requests only; "
     "failed requests are counted in failed/errors and never enter a latency",
-    "goodput": "highest tested concurrency with p95 ttft_ms <= slo_ttft_ms, p95 tpot_ms <= slo_tpot_ms "
-    "and no failed request",
+    "goodput_request_per_s": "per level: completed requests whose own ttft_ms <= slo_ttft_ms and tpot_ms <= "
+    "slo_tpot_ms (no tpot_ms: one output token, judged on ttft_ms alone) and, where replies are checked, "
+    "whose reply was valid / duration_s (DistServe's goodput, vLLM bench's --goodput); good_requests: "
+    "how many such requests",
+    "goodput": "the level with the highest goodput_request_per_s: request_per_s, concurrency, good_requests",
+    "max_concurrency_within_slo": "highest tested concurrency with p95 ttft_ms <= slo_ttft_ms, p95 tpot_ms <= "
+    "slo_tpot_ms, no failed request and no invalid reply (schema_version 1 called it goodput)",
+    "target.model_family, target.model_format, target.quantisation": "the served model as animaflow_models "
+    "declares it (family: the same model in every format; quantisation read from a GGUF file name when "
+    "not declared)",
     "decode_bound.tokens_per_s_upper": "memory_bandwidth_gbps * 1e9 / model_bytes",
     "decode_bound.achieved_fraction": "concurrency 1 decode_tokens_per_s_median / tokens_per_s_upper; null "
     "with decode_bound.warning when above 1.05 (the bound is then wrong, not the server)",
@@ -58,4 +71,52 @@ METRIC_DEFINITIONS: dict[str, str] = {
     "clock": "time.perf_counter on the client (CLOCK_MONOTONIC, shared by its worker processes); every "
     "content chunk's time is when its bytes arrived in the kernel, not when the client read them; "
     "connections are opened before the clock starts",
+    "workload.kind": "what every request asked for: chat (a streamed completion), structured (a JSON record "
+    "under response_format json_schema, strict; each reply checked) or shared_prefix (one long system prompt "
+    "shared by every request of the run, measured against unique-prefix controls)",
+    "workload.structured": "structured only: schema_name, schema (the JSON Schema sent), schema_sha256 "
+    "(sha256 of the schema as JSON with sorted keys and no spaces), method; output_tokens is max_tokens, "
+    "a cap the reply's record must finish within",
+    "workload.shared_prefix_tokens": "shared_prefix only: length of the shared system prompt in words, about "
+    "one token each (levels[].prompt_tokens says what the server counted)",
+    "structured": "per level, structured only: checked (completed requests whose reply was checked), valid, "
+    "invalid, invalid_examples (up to 3 distinct reasons). A reply is valid when its answer text "
+    "(delta.content joined) parses as JSON and meets the schema (type, required, properties, "
+    "additionalProperties false, enum, items, minItems/maxItems, minimum/maximum, minLength/maxLength); "
+    "finish_reason length is invalid ('cut at max_tokens'). An invalid reply is a completed request, "
+    "not a failed one (failed: transport and HTTP errors)",
+    "prefix": "per level, shared_prefix only: the level's own figures (ttft_ms, cached_prompt_tokens, ...) "
+    "are the shared-prefix requests'; before them priming_requests (= concurrency) unmeasured one-token "
+    "requests carried the prefix; after them as many control requests as the level, at its concurrency, "
+    "had system prompts of the same length but each its own from the first word (no cache can serve "
+    "them): prefix.unique holds their requests, completed, failed, errors, duration_s, ttft_ms, "
+    "prompt_tokens, cached_prompt_tokens and client",
+    "prefix.ttft_p50_ratio_unique_over_shared": "prefix.unique.ttft_ms.median / ttft_ms.median (null without "
+    "both); prefix.ttft_p95_ratio_unique_over_shared the same with p95. Above 1: the shared prefix made "
+    "the first token come sooner",
+    "prefix.cache_warning": "set when the shared-prefix requests took under half the prefix from the "
+    "server's cache (median cached_prompt_tokens < shared_prefix_tokens / 2), or the server reported no "
+    "cached tokens; null otherwise",
 }
+
+
+def readable(results: Any) -> bool:
+    return isinstance(results, dict) and results.get("schema_version") in READABLE_SCHEMA_VERSIONS
+
+
+def current(results: dict[str, Any]) -> dict[str, Any]:
+    """Results of any readable version as the current version reads: schema_version 1's goodput was the
+    highest concurrency inside the SLOs, which is max_concurrency_within_slo now; its request goodput
+    was never measured."""
+    if results.get("schema_version") != 1:
+        return results
+    old = results.get("goodput") or {}
+    goodput = {"request_per_s": None, "concurrency": None, "good_requests": None, "requests": None}
+    goodput.update(slo_ttft_ms=old.get("slo_ttft_ms"), slo_tpot_ms=old.get("slo_tpot_ms"))
+    return {
+        **results,
+        "schema_version": SCHEMA_VERSION,
+        "converted_from_schema_version": 1,
+        "goodput": goodput,
+        "max_concurrency_within_slo": old,
+    }

@@ -187,11 +187,37 @@ def summarise_client(
     return summary
 
 
+def request_meets_slo(record: RequestRecord, slo_ttft_ms: float, slo_tpot_ms: float) -> bool:
+    """One completed request inside both SLOs and, where its reply was checked, a valid one.
+
+    A request of one output token has no TPOT: only its TTFT is judged (vLLM's bench does the same).
+    """
+    if not record.ok or getattr(record, "valid", None) is False:
+        return False
+    metrics = request_metrics(record)
+    return metrics["ttft_ms"] <= slo_ttft_ms and (
+        metrics["tpot_ms"] is None or metrics["tpot_ms"] <= slo_tpot_ms
+    )
+
+
+def level_goodput(
+    records: list[RequestRecord], duration_s: float, slo_ttft_ms: float, slo_tpot_ms: float
+) -> dict[str, Any]:
+    """Requests per second that met every SLO (DistServe's and vLLM's bench's goodput), for one level."""
+    good = sum(1 for record in records if request_meets_slo(record, slo_ttft_ms, slo_tpot_ms))
+    return {
+        "good_requests": good,
+        "goodput_request_per_s": round(good / duration_s, 3) if duration_s > 0 else None,
+    }
+
+
 def meets_slo(level: dict[str, Any], slo_ttft_ms: float, slo_tpot_ms: float) -> bool:
+    """The whole level: p95 TTFT and TPOT inside the SLOs, no failed request, no invalid reply."""
     ttft, tpot = level["ttft_ms"]["p95"], level["tpot_ms"]["p95"]
     return (
         level["failed"] == 0
         and level["completed"] > 0
+        and not (level.get("structured") or {}).get("invalid")
         and ttft is not None
         and ttft <= slo_ttft_ms
         and tpot is not None
@@ -199,7 +225,9 @@ def meets_slo(level: dict[str, Any], slo_ttft_ms: float, slo_tpot_ms: float) -> 
     )
 
 
-def goodput(levels: list[dict[str, Any]], slo_ttft_ms: float, slo_tpot_ms: float) -> dict[str, Any]:
+def max_concurrency_within_slo(
+    levels: list[dict[str, Any]], slo_ttft_ms: float, slo_tpot_ms: float
+) -> dict[str, Any]:
     """The highest tested concurrency meeting both p95 SLOs with no failures (None if none did)."""
     passing = [level for level in levels if meets_slo(level, slo_ttft_ms, slo_tpot_ms)]
     best = max(passing, key=lambda level: level["concurrency"]) if passing else None
@@ -214,6 +242,20 @@ def goodput(levels: list[dict[str, Any]], slo_ttft_ms: float, slo_tpot_ms: float
         # None when the best level was the highest tested: the real limit may lie above the sweep.
         "next_level_tested": above[0] if above else None,
         "levels_meeting_slo": sorted(level["concurrency"] for level in passing),
+    }
+
+
+def goodput(levels: list[dict[str, Any]], slo_ttft_ms: float, slo_tpot_ms: float) -> dict[str, Any]:
+    """The best level's requests per second that met every SLO (levels carry goodput_request_per_s)."""
+    rated = [level for level in levels if level.get("goodput_request_per_s") is not None]
+    best = max(rated, key=lambda level: (level["goodput_request_per_s"], -level["concurrency"]), default=None)
+    return {
+        "request_per_s": best["goodput_request_per_s"] if best else None,
+        "concurrency": best["concurrency"] if best else None,
+        "good_requests": best["good_requests"] if best else None,
+        "requests": best["requests"] if best else None,
+        "slo_ttft_ms": slo_ttft_ms,
+        "slo_tpot_ms": slo_tpot_ms,
     }
 
 

@@ -32,7 +32,9 @@ description:
     C(connection), C(protocol)); failures are counted, never dropped.
   - Output tokens come from the server's C(usage); when a server sends none the content chunks are
     counted instead and RV(benchmark.token_source) says so.
-  - Finds the goodput (the highest concurrency meeting the p95 SLOs with no failures) and compares
+  - Finds the goodput (requests per second that met every SLO, judged per request on its TTFT and
+    TPOT), the highest concurrency meeting the p95 SLOs with no failures
+    (RV(benchmark.max_concurrency_within_slo)), and compares
     single-stream decode speed with the bound the memory bandwidth sets (bandwidth / model bytes),
     that is the read bandwidth of the host's RAM with the server's thread count for a CPU server and
     the GPUs' figure for a GPU server (O(memory_bandwidth_source)). A single stream faster than its bound by
@@ -74,7 +76,10 @@ options:
     type: int
     default: 128
   output_tokens:
-    description: C(max_tokens) of every request.
+    description:
+      - C(max_tokens) of every request.
+      - For O(workload=structured) a cap, at least 256 - a reply ends with its JSON record, and one
+        cut at the cap counts as invalid.
     type: int
     default: 64
   warmup_requests:
@@ -82,7 +87,10 @@ options:
     type: int
     default: 2
   ignore_eos:
-    description: Send C(ignore_eos=true) so every request generates exactly O(output_tokens).
+    description:
+      - Send C(ignore_eos=true) so every request generates exactly O(output_tokens).
+      - Must be C(false) for O(workload=structured) (the module fails otherwise) - it would keep the server
+        generating after the JSON record, where the schema's grammar allows only the end of the reply.
     type: bool
     default: true
   slo_ttft_ms:
@@ -101,6 +109,27 @@ options:
     description: Seed for the prompts' filler words.
     type: int
     default: 0
+  workload:
+    description:
+      - What every request asks for.
+      - C(chat) - a streamed chat completion of a prompt of O(input_tokens) words.
+      - C(structured) - the same prompt asking for a shot record as JSON, with C(response_format) of
+        type C(json_schema) (strict) and a fixed schema (C(structured) in RV(benchmark.workload));
+        every reply is parsed and checked against the schema, and each level reports how many were
+        valid (C(structured) in each of RV(benchmark.levels)). An invalid reply is a completed
+        request, not a failed one. Needs O(ignore_eos=false) and O(output_tokens) of at least 256.
+      - C(shared_prefix) - one system prompt of O(shared_prefix_tokens) words shared by every request
+        of the run, then a distinct user message of O(input_tokens) words. After each level as many
+        control requests, with system prompts as long but each its own, run at the same concurrency;
+        C(prefix) in each of RV(benchmark.levels) sets TTFT with the shared prefix against TTFT
+        without one.
+    type: str
+    choices: [chat, structured, shared_prefix]
+    default: chat
+  shared_prefix_tokens:
+    description: Length in words (about one token each) of the shared system prompt of O(workload=shared_prefix).
+    type: int
+    default: 1024
   output_path:
     description: Write the results JSON to this path on the node.
     type: path
@@ -110,6 +139,16 @@ options:
   backend_version:
     description: Backend version recorded in RV(benchmark.target.version).
     type: str
+  node:
+    description: Inventory name of the node, recorded in RV(benchmark.target.node) so that results are
+      matched to their node exactly.
+    type: str
+  model_entry:
+    description:
+      - The served model's entry of C(animaflow_models) (name, format, file or hf_repo, family,
+        quantisation). Its family, format and quantisation (read from a GGUF file name when not
+        declared) go into RV(benchmark.target), so a comparison can name what it compared.
+    type: dict
   model_bytes:
     description: Size of the model's weights in bytes; needed for RV(benchmark.decode_bound).
     type: int
@@ -217,13 +256,15 @@ EXAMPLES = r"""
 
 - name: Show the goodput
   ansible.builtin.debug:
-    msg: "goodput {{ bench.benchmark.goodput.concurrency }} concurrent requests"
+    msg: >-
+      goodput {{ bench.benchmark.goodput.request_per_s }} requests/s inside the SLOs; up to
+      {{ bench.benchmark.max_concurrency_within_slo.concurrency }} concurrent requests within the SLOs
 """
 
 RETURN = r"""
 benchmark:
   description:
-    - Results schema version 1; C(metric_definitions) holds the formula of every number.
+    - Results schema version 2; C(metric_definitions) holds the formula of every number.
     - The same JSON as O(output_path). Not called C(results), which Ansible reserves for loops and
       renames.
   returned: success, not in check mode
@@ -232,9 +273,11 @@ benchmark:
     schema_version:
       description: Version of this layout.
       type: int
-      sample: 1
+      sample: 2
     target:
-      description: base_url, backend, version and model.
+      description: >-
+        base_url, backend, version, model, node, model_family, model_format, quantisation and
+        quantisation_source (declared, file name, repository name, assumed or unknown).
       type: dict
     host:
       description: >-
@@ -242,20 +285,31 @@ benchmark:
         model_bytes.
       type: dict
     workload:
-      description: >-
-        The options the run used, the prompt method, measured_input (prompt and cached prompt tokens
-        as the server counted them) and how many connections it opened.
+      description:
+        - The options the run used, the prompt method, measured_input (prompt and cached prompt tokens
+          as the server counted them) and how many connections it opened.
+        - kind (C(chat), C(structured) or C(shared_prefix)); for C(structured) also structured
+          (schema_name, schema, schema_sha256, method); for C(shared_prefix) also shared_prefix_tokens
+          and shared_prefix_method.
       type: dict
     levels:
       description:
         - One entry per concurrency level, with concurrency, requests, completed, failed,
           errors (kind to count), error_examples, duration_s, request_per_s, total_output_tokens,
-          output_tokens_per_s, token_source, decode_tokens_per_s_median.
+          output_tokens_per_s, token_source, decode_tokens_per_s_median, good_requests and
+          goodput_request_per_s (requests inside every SLO, per second).
         - ttfr_ms, ttft_ms, ttfat_ms (first answer token, after any reasoning), tpot_ms, itl_ms,
           e2el_ms, prompt_tokens and cached_prompt_tokens, each with count, mean, median, p90, p95, p99
           and max; requests_with_reasoning and requests_without_answer.
         - client - processes, cpu_cores, cpu_cores_per_process_max, stamps (C(kernel) or C(read)),
           stamp_lag_ms (count, median, p99, max), warnings, saturated and rerun_from.
+        - structured (workload C(structured) only) - checked, valid, invalid and invalid_examples (up to
+          three reasons).
+        - prefix (workload C(shared_prefix) only; the level's own figures are the shared-prefix
+          requests') - shared_prefix_tokens, priming_requests, unique (the unique-prefix controls'
+          requests, completed, failed, errors, duration_s, ttft_ms, prompt_tokens, cached_prompt_tokens,
+          client), ttft_p50_ratio_unique_over_shared, ttft_p95_ratio_unique_over_shared and
+          cache_warning.
       type: list
       elements: dict
     client:
@@ -269,6 +323,12 @@ benchmark:
       description: What the token source means for the numbers.
       type: str
     goodput:
+      description: >-
+        The level with the most requests per second that met every SLO (each request's TTFT and TPOT,
+        and a valid reply where replies are checked): request_per_s, concurrency, good_requests,
+        requests and the SLOs; every level carries its own goodput_request_per_s and good_requests.
+      type: dict
+    max_concurrency_within_slo:
       description: >-
         concurrency (highest level meeting both p95 SLOs with no failures, null if none did),
         request_per_s and output_tokens_per_s at that level, the SLOs, next_level_tested and
@@ -312,6 +372,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "output_path": {"type": "path"},
     "backend": {"type": "str"},
     "backend_version": {"type": "str"},
+    "node": {"type": "str"},
+    "model_entry": {"type": "dict"},
     "model_bytes": {"type": "int"},
     "memory_bandwidth_gbps": {"type": "float"},
     "memory_bandwidth_source": {"type": "str", "choices": ["auto", "cpu", "gpu"], "default": "auto"},
@@ -322,6 +384,12 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "client_processes": {"type": "int"},
     "gpu": {"type": "dict"},
     "cpu": {"type": "dict"},
+    "workload": {
+        "type": "str",
+        "choices": ["chat", "structured", "shared_prefix"],
+        "default": DEFAULTS["workload"],
+    },
+    "shared_prefix_tokens": {"type": "int", "default": DEFAULTS["shared_prefix_tokens"]},
 }
 
 
@@ -342,6 +410,14 @@ def main() -> None:
             module.warn(
                 f"concurrency {level['concurrency']}: {level['failed']} of {level['requests']} requests failed ({kinds})"
             )
+        structured = level.get("structured")
+        if structured and structured["invalid"]:
+            module.warn(
+                f"concurrency {level['concurrency']}: {structured['invalid']} of {structured['checked']} replies "
+                f"did not meet the schema ({'; '.join(structured['invalid_examples'])})"
+            )
+        if (level.get("prefix") or {}).get("cache_warning"):
+            module.warn(f"concurrency {level['concurrency']}: {level['prefix']['cache_warning']}")
     if results["decode_bound"].get("warning"):
         module.warn(f"decode bound: {results['decode_bound']['warning']}")
     for warning in results["client"]["warnings"]:

@@ -40,21 +40,45 @@ def server(live_server: Callable[[Path], tuple[str, Path]]) -> tuple[str, Path]:
         "llamacpp": [(1, 24, 95), (2, 41, 130), (4, 66, 240), (8, 80, 610)],
         "ollama": [(1, 22, 88), (2, 35, 160), (4, 48, 420), (8, 52, 1150)],
     }.items():
-        result = {
-            "schema_version": 1,
-            "target": {"backend": backend, "model": "smollm2-135m"},
-            "levels": [
-                {"concurrency": c, "output_tokens_per_s": t, "ttft_ms": {"p95": f}} for c, t, f in levels
-            ],
-            "goodput": {
-                "concurrency": 4 if backend == "llamacpp" else 2,
-                "slo_ttft_ms": 1000,
-                "slo_tpot_ms": 100,
-            },
-            "finished_at": "2026-01-01T00:00:00Z",
-        }
-        (bench / f"local-{backend}.json").write_text(json.dumps(result))
+        (bench / f"local-{backend}.json").write_text(json.dumps(result(backend, levels, "chat")))
+    # llama.cpp with the shared-prefix workload: its control requests (no shared prefix) are a chart line too.
+    shared = result("llamacpp", [(1, 23, 60), (2, 40, 90)], "shared_prefix")
+    for level, unique_p95 in zip(shared["levels"], (240, 410), strict=True):
+        level["prefix"] = {"shared_prefix_tokens": 1024, "unique": {"ttft_ms": {"p95": unique_p95}}}
+    (bench / "local-llamacpp-shared_prefix.json").write_text(json.dumps(shared))
     return base, state
+
+
+def result(backend: str, levels: list[tuple[int, float, float]], workload: str) -> dict:
+    """llm_benchmark results (schema_version 2) of the SmolLM2 GGUF the demo serves."""
+    return {
+        "schema_version": 2,
+        "target": {
+            "backend": backend,
+            "node": "local",
+            "model": "smollm2-135m",
+            "model_family": "smollm2-135m",
+            "model_format": "gguf",
+            "quantisation": "Q4_1",
+        },
+        "workload": {"kind": workload},
+        "levels": [
+            {
+                "concurrency": c,
+                "output_tokens_per_s": t,
+                "ttft_ms": {"p95": f},
+                "goodput_request_per_s": t / 13,
+            }
+            for c, t, f in levels
+        ],
+        "goodput": {"request_per_s": max(t for _, t, _ in levels) / 13, "concurrency": levels[-1][0]},
+        "max_concurrency_within_slo": {
+            "concurrency": 4 if backend == "llamacpp" else 2,
+            "slo_ttft_ms": 1000,
+            "slo_tpot_ms": 100,
+        },
+        "finished_at": "2026-01-01T00:00:00Z",
+    }
 
 
 def test_sign_in_click_facts_and_see_the_node_change(server: tuple[str, Path], tmp_path: Path) -> None:
@@ -102,6 +126,17 @@ def test_sign_in_click_facts_and_see_the_node_change(server: tuple[str, Path], t
         sync_api.expect(page.locator("#chart-throughput canvas")).to_have_count(1)
         sync_api.expect(page.locator("#recommendation .choice").first).to_have_text(
             "llama.cpp (llama-server)"
+        )
+        # The verdict says what it overrode, with numbers, and what was compared, format and quality.
+        reasons = page.locator("#recommendation .reasons")
+        sync_api.expect(reasons).to_contain_text("Measurements override the prior, which preferred Ollama")
+        sync_api.expect(reasons).to_contain_text("41.0 against 35.0 at concurrency 2")
+        compared = page.locator("#recommendation table.compared")
+        sync_api.expect(compared).to_contain_text("Q4_1")
+        sync_api.expect(compared).to_contain_text("+0.4511 perplexity on Llama-3-8B")
+        sync_api.expect(page.locator("table.list")).to_contain_text("shared_prefix")
+        sync_api.expect(page.locator("#chart-ttft")).to_contain_text(
+            "local · llamacpp · shared_prefix (no shared prefix)"
         )
         page.screenshot(path=shots / "benchmarks.png", full_page=True)
         browser.close()

@@ -82,7 +82,13 @@ def test_benchmarks_and_recommendation(settings: Settings, client: TestClient, a
         "output_tokens_per_s": 60.0,
         "ttft_p95_ms": 250.0,
         "failed": 0,
+        "goodput_request_per_s": None,  # schema_version 1: never measured
+        "invalid_replies": None,
+        "ttft_p95_unique_prefix_ms": None,
     }
+    # Schema_version 1's goodput was the concurrency within the SLOs: read as such.
+    assert (llamacpp["max_concurrency_within_slo"], llamacpp["goodput_request_per_s"]) == (4, None)
+    assert llamacpp["workload"] == "chat"
     assert listing["skipped_files"] == ["benchmarks/r1/junk.json"]
 
     facts = settings.state_dir / "facts" / "local.json"
@@ -102,3 +108,31 @@ def test_benchmarks_and_recommendation(settings: Settings, client: TestClient, a
     local = recommendation["nodes"]["local"]
     assert local["choice"] == "llamacpp"  # measured: more goodput and throughput than ollama
     assert any("Measure" in reason for reason in local["reasons"])
+
+
+def test_results_are_matched_to_their_node_exactly(
+    settings: Settings, client: TestClient, admin: dict[str, str]
+) -> None:
+    """Node `local` never takes the results of `local-a` (local-a-ollama.json also starts with `local-`)."""
+    write_benchmark(settings.state_dir, "r1", "local", "llamacpp", [(1, 20.0, 90.0), (4, 60.0, 250.0)], 4)
+    write_benchmark(settings.state_dir, "r1", "local", "ollama", [(1, 18.0, 80.0), (4, 50.0, 300.0)], 4)
+    # Far faster Ollama figures from other nodes: one by file name (schema 1), one naming its node (schema 2).
+    write_benchmark(settings.state_dir, "r2", "local-a", "ollama", [(1, 90.0, 10.0), (4, 900.0, 20.0)], 64)
+    other = settings.state_dir / "benchmarks" / "r3" / "local-b-ollama-structured.json"
+    other.parent.mkdir(parents=True)
+    data = json.loads((settings.state_dir / "benchmarks" / "r2" / "local-a-ollama.json").read_text())
+    data.update(schema_version=2, target={**data["target"], "node": "local-b"}, workload={"kind": "chat"})
+    data["goodput"] = {"request_per_s": 99.0, "concurrency": 4}
+    other.write_text(json.dumps(data))
+    facts = settings.state_dir / "facts" / "local.json"
+    facts.parent.mkdir(parents=True)
+    facts.write_text(json.dumps({"gpu": {"accelerator": "cpu", "vendor": "none", "count": 0, "gpus": []}}))
+
+    listing = client.get("/api/benchmarks", headers=admin).json()["results"]
+    assert {(r["host"], r["backend"]) for r in listing} == {
+        ("local", "llamacpp"), ("local", "ollama"), ("local-a", "ollama"), ("local-b", "ollama")
+    }  # fmt: skip
+    local = client.get("/api/recommendation", headers=admin).json()["nodes"]["local"]
+    text = " ".join(local["reasons"] + [reason for row in local["ranking"] for reason in row["reasons"]])
+    assert "900.0" not in text and "99.00" not in text
+    assert "20.0 against 18.0 at concurrency 1" in text  # local's own figures at its 2 users

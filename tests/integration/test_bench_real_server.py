@@ -1,4 +1,6 @@
-"""The benchmark core against a real llama-server: its TPOT must agree with the server's own timings.
+"""The benchmark core against a real llama-server: its TPOT must agree with the server's own timings,
+and the structured and shared_prefix workloads must see what the server really did (valid JSON
+under its json_schema grammar; prefix-cache counts).
 
 What the two numbers measure, per request of n output tokens (ignore_eos, so n = max_tokens):
 - client tpot_ms = (E2EL - TTFT) / (n - 1): from the arrival of the first content chunk to the last
@@ -22,6 +24,7 @@ the artifact mirror's source tarball (about 4 min on 2 cores) into .cache/test-b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -45,6 +48,7 @@ from llama_build import (  # tests/infra, put on sys.path by conftest
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench import (
     BenchConfig,
     Workload,
+    run_benchmark,
     run_level,
 )
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_client import (
@@ -56,6 +60,11 @@ from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stat
     request_metrics,
     server_tpot_ms,
     summarise_level,
+)
+from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_structured import (
+    SCHEMA,
+    check_reply,
+    schema_sha256,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,14 +121,27 @@ def _free_port() -> int:
 @pytest.fixture(params=sorted(MODELS))
 def llama_server(request: pytest.FixtureRequest, llama_server_binary: Path) -> Iterator[str]:
     """llama-server on LOOPBACK with one mirror model, two slots; yields its base URL."""
-    model = MIRROR / "models" / MODELS[request.param]
+    with _serve(llama_server_binary, request.param, ctx_size=1024) as url:
+        yield url
+
+
+@pytest.fixture
+def smollm2_server(llama_server_binary: Path) -> Iterator[str]:
+    """SmolLM2 with two slots of 2048 tokens: room for a 512-token shared prefix or a JSON record."""
+    with _serve(llama_server_binary, "smollm2", ctx_size=4096) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _serve(binary: Path, name: str, ctx_size: int) -> Iterator[str]:
+    model = MIRROR / "models" / MODELS[name]
     if not model.exists():
         pytest.skip(f"{model} is not in the mirror (tests/infra/prepare-mirror.py puts it there)")
     port = _free_port()
     TEST_BUILDS.mkdir(parents=True, exist_ok=True)
-    log_path = TEST_BUILDS / f"llama-server-{request.param}.log"
-    command = [str(llama_server_binary), "--model", str(model), "--alias", request.param]
-    command += ["--host", LOOPBACK, "--port", str(port), "--ctx-size", "1024", "--parallel", "2"]
+    log_path = TEST_BUILDS / f"llama-server-{name}.log"
+    command = [str(binary), "--model", str(model), "--alias", name]
+    command += ["--host", LOOPBACK, "--port", str(port), "--ctx-size", str(ctx_size), "--parallel", "2"]
     log = log_path.open("w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{LOOPBACK}:{port}"
@@ -222,3 +244,84 @@ def test_client_tpot_agrees_with_the_servers_timings(llama_server: str, concurre
     assert level["server_tpot_ms"]["count"] == REQUESTS_PER_LEVEL
     summary_client, summary_server = level["tpot_ms"]["median"], level["server_tpot_ms"]["median"]
     assert abs(summary_client - summary_server) <= max(TOLERANCE * summary_server, FLOOR_MS)
+
+
+def _bench(url: str, **options) -> dict:
+    config = BenchConfig(base_url=url, model="smollm2", memory_bandwidth_gbps=50.0, **options)  # no host copy
+    return asyncio.run(run_benchmark(config))
+
+
+def test_structured_replies_meet_the_schema(smollm2_server: str) -> None:
+    """llama-server turns the json_schema into a grammar: every reply must parse and meet the schema,
+    by the benchmark's own validator and by the jsonschema package's, and none may be cut."""
+    results = _bench(
+        smollm2_server,
+        workload="structured",
+        ignore_eos=False,
+        output_tokens=384,
+        input_tokens=48,
+        concurrency=[1, 2],
+        requests_per_level=3,
+        warmup_requests=1,
+    )
+    assert results["workload"]["structured"]["schema_sha256"] == schema_sha256()
+    for level in results["levels"]:
+        print(f"concurrency {level['concurrency']}: structured {level['structured']}")
+        assert level["failed"] == 0, level["error_examples"]
+        assert level["structured"] == {"checked": 3, "valid": 3, "invalid": 0, "invalid_examples": []}
+
+    # The replies themselves, through the same client, against an independent validator.
+    jsonschema = pytest.importorskip("jsonschema")
+    config = BenchConfig(
+        base_url=smollm2_server, model="smollm2", workload="structured", ignore_eos=False, output_tokens=384
+    )
+
+    async def run() -> list[RequestRecord]:
+        endpoint = parse_endpoint(smollm2_server)
+        endpoint.keep_content = True
+        pool = ConnectionPool(endpoint)
+        try:
+            return (await run_level(pool, Workload(config, endpoint).requests(2), 2, 120.0))[0]
+        finally:
+            await pool.close()
+
+    for record in asyncio.run(run()):
+        assert record.ok and record.finish_reason == "stop", record.error_detail
+        assert check_reply(record.content, record.finish_reason) is None, record.content
+        jsonschema.validate(json.loads(record.content), SCHEMA)
+
+
+def test_shared_prefix_comes_from_the_cache_and_unique_prefixes_do_not(smollm2_server: str) -> None:
+    """The structure and the cache counts llama-server reports; the TTFT ratio is printed, not
+    asserted (a benchmark's figure, and this machine is shared)."""
+    prefix_tokens = 512
+    results = _bench(
+        smollm2_server,
+        workload="shared_prefix",
+        shared_prefix_tokens=prefix_tokens,
+        input_tokens=16,
+        output_tokens=8,
+        concurrency=[1, 2],
+        requests_per_level=3,
+        warmup_requests=1,
+    )
+    assert results["workload"]["shared_prefix_tokens"] == prefix_tokens
+    for level in results["levels"]:
+        prefix, unique = level["prefix"], level["prefix"]["unique"]
+        shared_cached, unique_cached = level["cached_prompt_tokens"], unique["cached_prompt_tokens"]
+        print(
+            f"concurrency {level['concurrency']}: TTFT p50 shared {level['ttft_ms']['median']} ms "
+            f"(cached mean {shared_cached['mean']}), unique {unique['ttft_ms']['median']} ms "
+            f"(cached max {unique_cached['max']}), ratio {prefix['ttft_p50_ratio_unique_over_shared']}"
+        )
+        assert level["failed"] == 0 and unique["failed"] == 0, (level["error_examples"], unique["errors"])
+        assert level["completed"] == unique["completed"] == unique["ttft_ms"]["count"] == 3
+        assert shared_cached["count"] == unique_cached["count"] == 3
+        # Every shared-prefix request found the whole prefix cached (the words come out at about a
+        # token each), each control no more than the chat template's opening.
+        assert shared_cached["mean"] >= 0.95 * prefix_tokens, shared_cached
+        assert unique_cached["max"] <= 16, unique_cached
+        # The controls are as long as the shared-prefix requests, as the server counts them.
+        shared_prompt, unique_prompt = level["prompt_tokens"]["median"], unique["prompt_tokens"]["median"]
+        assert abs(unique_prompt - shared_prompt) <= 0.05 * shared_prompt, (shared_prompt, unique_prompt)
+        assert prefix["ttft_p50_ratio_unique_over_shared"] is not None and prefix["cache_warning"] is None

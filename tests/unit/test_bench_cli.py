@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,8 @@ def test_prints_a_table_and_writes_the_results(sse_server, tmp_path: Path) -> No
     lines = done.stdout.splitlines()
     assert lines[0].split()[:3] == ["conc", "ok", "fail"]
     assert lines[1].split()[:3] == ["1", "3", "0"] and lines[2].split()[:3] == ["2", "3", "0"]
-    assert "goodput: 2 concurrent requests" in done.stdout
+    assert "max concurrency within SLO: 2 (p95s, no failures)" in done.stdout
+    assert re.search(r"goodput: \d+\.\d\d requests/s inside the SLOs .* at concurrency [12];", done.stdout)
     assert "decode bound: 10.0 tokens/s" in done.stdout
     results = json.loads(output.read_text())
     assert results["workload"]["ignore_eos"] is False and results["workload"]["concurrency"] == [1, 2]

@@ -156,7 +156,11 @@ def test_report_has_a_row_per_node_backend_and_level_and_the_recommendation(run_
         "| node-a | llamacpp | v1 | 4 | 3 | 1 | 160.0 | 10.00 | 200.0 | 320.0 | 25.0 | 30.0 | 1100.0 | 25.0 |"
         in rows
     )
-    assert "| node-a | ollama | tiny | 2 | 60.0 | usage | 20.0 (measured_cpu_read) | 500.0 | 12.3% |" in rows
+    # Results of schema_version 1: no request goodput, their goodput was the concurrency within the SLOs.
+    assert (
+        "| node-a | ollama | chat | tiny | not measured | 2 | 60.0 | usage | 20.0 (measured_cpu_read) | 500.0 | 12.3% |"
+        in rows
+    )
     assert "- node-a / ollama bandwidth: read-only: 2 thread(s) scanned with memchr." in markdown
     assert "- Skipped vllm: vLLM cannot run on cpu; it needs one of cuda." in markdown
     assert markdown.count("**Recommended backend: llamacpp**") == 2
@@ -196,8 +200,8 @@ def test_without_matplotlib_the_markdown_says_charts_were_skipped(
 
 
 def test_results_of_another_schema_are_refused(run_dir: Path) -> None:
-    (run_dir / "node-b-llamacpp.json").write_text(json.dumps({"schema_version": 2}))
-    with pytest.raises(ReportError, match="schema_version 1"):
+    (run_dir / "node-b-llamacpp.json").write_text(json.dumps({"schema_version": 3}))
+    with pytest.raises(ReportError, match="schema_version 1 or 2"):
         build_report(run_dir, "r1", NODES, [], write=True)
     (run_dir / "node-b-llamacpp.json").unlink()
     with pytest.raises(ReportError, match="cannot read"):
@@ -260,3 +264,53 @@ def test_ttfat_column_measured_input_and_client_warnings_when_the_results_have_t
     assert "- n2 / vllm: 164.0 prompt tokens per request as the server counted them" in text
     assert "24.0 of them from its prefix cache" in text
     assert "- n2 / vllm client: concurrency 4: the client read chunks 3.1 ms after they arrived." in text
+
+
+def test_workloads_each_get_their_file_rows_and_tables(tmp_path: Path) -> None:
+    run = tmp_path / "benchmarks" / "r3"
+    run.mkdir(parents=True)
+    chat = results("llamacpp", 40.0) | {"schema_version": 2}
+    chat["target"] |= {"node": "n1", "model_format": "gguf", "quantisation": "Q4_1"}
+    chat["goodput"] = {"request_per_s": 2.5, "concurrency": 2, "slo_ttft_ms": 1000.0, "slo_tpot_ms": 100.0}
+    chat["max_concurrency_within_slo"] = {"concurrency": 4, "output_tokens_per_s": 160.0}
+    structured = json.loads(json.dumps(chat)) | {"workload": {**chat["workload"], "kind": "structured"}}
+    for level in structured["levels"]:
+        level["structured"] = {
+            "checked": 4,
+            "valid": 3,
+            "invalid": 1,
+            "invalid_examples": ["cut at max_tokens"],
+        }
+    shared = json.loads(json.dumps(chat)) | {"workload": {**chat["workload"], "kind": "shared_prefix"}}
+    for level in shared["levels"]:
+        level["cached_prompt_tokens"] = stats(1030.0, 1030.0)
+        level["prefix"] = {
+            "shared_prefix_tokens": 1024,
+            "unique": {"ttft_ms": stats(400.0, 600.0), "cached_prompt_tokens": stats(20.0, 20.0)},
+            "ttft_p50_ratio_unique_over_shared": 4.0,
+        }
+    for name, data in (("n1-llamacpp.json", chat), ("n1-llamacpp-structured.json", structured)):
+        (run / name).write_text(json.dumps(data))
+    (run / "n1-llamacpp-shared_prefix.json").write_text(json.dumps(shared))
+    measured = [
+        {
+            "backend": "llamacpp",
+            "workload": workload,
+            "file": bench_report.results_file_name("n1", "llamacpp", workload),
+        }
+        for workload in ("chat", "structured", "shared_prefix")
+    ]
+    nodes = [
+        {"host": "n1", "benchmarked": ["llamacpp"], "measured": measured, "recommendation": RECOMMENDATION}
+    ]
+    report = build_report(run, "r3", nodes, [], write=True)
+    markdown = report["markdown"]
+    assert [Path(path).name for path in report["results_files"]] == [
+        "n1-llamacpp.json", "n1-llamacpp-structured.json", "n1-llamacpp-shared_prefix.json"
+    ]  # fmt: skip
+    assert "| n1 | llamacpp (structured) | v1 | 1 |" in markdown  # the levels table names the workload
+    assert "| n1 | llamacpp | chat | tiny (GGUF Q4_1) | 2.50 (2) | 4 | 160.0 |" in markdown
+    assert "| n1 | llamacpp | 2 | 3 of 4 | cut at max_tokens |" in markdown.split("## Structured output")[1]
+    prefix = markdown.split("## Shared prefix: TTFT with and without it")[1]
+    assert "| n1 | llamacpp | 1 | 1024 | 50.0 | 400.0 | 4.00 | 1030 | 20 |" in prefix
+    assert len(report["charts"]) == len(bench_report.CHARTS)

@@ -32,7 +32,14 @@ def recorded_gpu(node: str) -> dict:
 def test_the_catalogue_has_only_fields_something_reads() -> None:
     catalogue = load_catalogue()
     assert list(catalogue) == ALL
-    read = {"title", "accelerators", "min_compute_capability", "min_driver_version", "health_path"}
+    read = {
+        "title",
+        "model_format",
+        "accelerators",
+        "min_compute_capability",
+        "min_driver_version",
+        "health_path",
+    }
     assert all(set(entry) <= read for entry in catalogue.values())
     assert LookupModule().run([]) == [catalogue]
 

@@ -256,25 +256,50 @@ def test_api_key_is_sent_as_bearer(sse_server) -> None:
     assert bench(url, requests_per_level=2, api_key="wrong")["levels"][0]["errors"] == {"http_401": 2}
 
 
-def test_goodput_is_the_highest_level_meeting_the_slo(sse_server) -> None:
+def test_goodput_and_the_highest_level_meeting_the_slo(sse_server) -> None:
     # TTFT grows 100 ms per other request in flight: about 30, 130, 330 ms at 1, 2 and 4.
     url = sse_server("--ttfr-ms", "5", "--ttft-ms", "30", "--ttft-per-active-ms", "100", "--interval-ms", "5")
     results = bench(url, concurrency=[1, 2, 4], requests_per_level=6, slo_ttft_ms=200, slo_tpot_ms=50)
-    assert results["goodput"]["concurrency"] == 2
-    assert results["goodput"]["levels_meeting_slo"] == [1, 2]
-    assert results["goodput"]["next_level_tested"] == 4
+    within = results["max_concurrency_within_slo"]
+    assert within["concurrency"] == 2
+    assert within["levels_meeting_slo"] == [1, 2]
+    assert within["next_level_tested"] == 4
+    # Every request at 1 and 2 meets the SLOs, none at 4: goodput is level 1's or 2's request rate.
+    good = {level["concurrency"]: level["good_requests"] for level in results["levels"]}
+    assert good[1] == 6 and good[4] < 6
+    best = max(results["levels"], key=lambda level: level["goodput_request_per_s"])
+    assert results["goodput"]["request_per_s"] == best["goodput_request_per_s"] > 0
+    assert results["goodput"]["concurrency"] in (1, 2)
     # Keep-alive: one connection per worker of the widest level, reused by every other request.
     assert results["workload"]["connections_opened"] == 4
 
 
 def test_results_carry_the_schema_and_the_formulas(sse_server) -> None:
-    results = bench(sse_server(*SCHEDULE), model_bytes=10**9, backend="llamacpp", backend_version="b1")
-    assert results["schema_version"] == 1
+    entry = {
+        "name": "stand-in",
+        "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "format": "gguf",
+        "family": "smollm2-135m",
+    }
+    results = bench(
+        sse_server(*SCHEDULE),
+        model_bytes=10**9,
+        backend="llamacpp",
+        backend_version="b1",
+        node="n1",
+        model_entry=entry,
+    )
+    assert results["schema_version"] == 2
     assert results["target"] == {
         "base_url": results["target"]["base_url"],
         "backend": "llamacpp",
         "version": "b1",
         "model": "stand-in",
+        "node": "n1",
+        "model_family": "smollm2-135m",
+        "model_format": "gguf",
+        "quantisation": "Q4_1",
+        "quantisation_source": "file name",
     }
     assert "(output_tokens - 1)" in results["metric_definitions"]["tpot_ms"]
     bound = results["decode_bound"]

@@ -143,7 +143,7 @@ def _trust(value: Any) -> Any:
 def playbook_arguments(
     backend: str, unit: str, env: str, accelerator: str, probe: bool = False
 ) -> dict[str, Any]:
-    tasks = yaml.safe_load((REPO / "playbooks" / "tasks" / "benchmark_backend.yml").read_text())
+    tasks = yaml.safe_load((REPO / "playbooks" / "tasks" / "benchmark_workload.yml").read_text())
     task = next(task for task in tasks[0]["block"] if "animaflow.inference.llm_benchmark" in task)
     arguments = _trust(task["animaflow.inference.llm_benchmark"])
     files = [{"content": base64.b64encode(text.encode()).decode()} for text in (unit, env)]

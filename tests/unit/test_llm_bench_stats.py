@@ -13,6 +13,8 @@ from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stat
     decode_bound,
     describe,
     goodput,
+    level_goodput,
+    max_concurrency_within_slo,
     percentile,
     request_metrics,
     server_tpot_ms,
@@ -94,16 +96,52 @@ def level(concurrency: int, ttft_p95: float, tpot_p95: float, failed: int = 0) -
     }
 
 
-def test_goodput_is_the_highest_level_inside_both_slos_with_no_failures() -> None:
+def test_max_concurrency_within_slo_is_the_highest_level_inside_both_p95s_with_no_failures() -> None:
     levels = [level(1, 100, 20), level(2, 300, 40), level(4, 900, 90), level(8, 2000, 150)]
-    result = goodput(levels, 1000, 100)
+    result = max_concurrency_within_slo(levels, 1000, 100)
     assert (result["concurrency"], result["next_level_tested"]) == (4, 8)
     assert result["output_tokens_per_s"] == 40.0
-    assert goodput(levels, 1000, 30)["concurrency"] == 1  # TPOT decides
-    assert goodput(levels, 50, 100)["concurrency"] is None
+    assert max_concurrency_within_slo(levels, 1000, 30)["concurrency"] == 1  # TPOT decides
+    assert max_concurrency_within_slo(levels, 50, 100)["concurrency"] is None
     failing = [level(1, 100, 20), level(2, 120, 20, failed=1)]
-    assert goodput(failing, 1000, 100)["concurrency"] == 1  # a failure disqualifies a fast level
-    assert goodput([level(1, 100, 20), level(2, 100, 20)], 1000, 100)["next_level_tested"] is None
+    assert max_concurrency_within_slo(failing, 1000, 100)["concurrency"] == 1  # a failure disqualifies
+    invalid = [
+        level(1, 100, 20),
+        {**level(2, 100, 20), "structured": {"checked": 8, "valid": 7, "invalid": 1}},
+    ]
+    assert max_concurrency_within_slo(invalid, 1000, 100)["concurrency"] == 1  # so does an invalid reply
+    assert (
+        max_concurrency_within_slo([level(1, 100, 20), level(2, 100, 20)], 1000, 100)["next_level_tested"]
+        is None
+    )
+
+
+def test_goodput_counts_each_request_against_every_slo() -> None:
+    # record(): TTFT 200 ms, TPOT (650 - 200) / 8 = 56.25 ms with 9 tokens.
+    late = record(1)
+    late.content_times, late.end = [10.9, 10.95], 11.2  # TTFT 900 ms, TPOT (1200 - 900) / 8 = 37.5 ms
+    slow = record(2, tokens=3)  # TPOT (650 - 200) / 2 = 225 ms
+    one_token = record(3, tokens=1)  # no TPOT: judged on TTFT alone
+    invalid = record(4)
+    invalid.valid = False  # a structured reply that did not validate
+    records = [record(0), late, slow, one_token, invalid, record(5, error="timeout")]
+    assert level_goodput(records, 2.0, 1000, 100) == {"good_requests": 3, "goodput_request_per_s": 1.5}
+    assert level_goodput(records, 2.0, 500, 100)["good_requests"] == 2  # the late one is out
+    assert level_goodput(records, 2.0, 1000, 50)["good_requests"] == 2  # record(0)'s 56 ms TPOT is out
+    assert level_goodput([], 0.0, 1000, 100)["goodput_request_per_s"] is None
+
+
+def test_goodput_is_the_level_with_the_most_good_requests_per_second() -> None:
+    levels = [
+        {**level(1, 100, 20), "requests": 8, "good_requests": 8, "goodput_request_per_s": 2.0},
+        {**level(2, 300, 40), "requests": 8, "good_requests": 8, "goodput_request_per_s": 3.5},
+        {**level(4, 900, 90), "requests": 8, "good_requests": 5, "goodput_request_per_s": 3.5},
+        {**level(8, 2000, 150), "requests": 8, "good_requests": 1, "goodput_request_per_s": 0.4},
+    ]
+    result = goodput(levels, 1000, 100)
+    # A tie goes to the lower concurrency: the same good requests per second with fewer in flight.
+    assert (result["request_per_s"], result["concurrency"], result["good_requests"]) == (3.5, 2, 8)
+    assert goodput([level(1, 100, 20)], 1000, 100)["request_per_s"] is None  # no per-level figure
 
 
 def test_decode_bound() -> None:

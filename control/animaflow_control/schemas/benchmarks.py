@@ -1,4 +1,4 @@
-"""Benchmark results (llm_benchmark, schema_version 1) and the backend recommendation."""
+"""Benchmark results (llm_benchmark, schema_version 1 or 2) and the backend recommendation."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ class Level(BaseModel):
     output_tokens_per_s: float | None
     ttft_p95_ms: float | None
     failed: int | None = None
+    # Requests per second that met every SLO (null in schema_version 1 results).
+    goodput_request_per_s: float | None = None
+    # structured workload: replies that did not parse or validate against the schema.
+    invalid_replies: int | None = None
+    # shared_prefix workload: p95 TTFT of the control requests without a shared prefix.
+    ttft_p95_unique_prefix_ms: float | None = None
 
 
 class DecodeBound(BaseModel):
@@ -34,7 +40,14 @@ class BenchmarkResult(BaseModel):
     version: str | None
     model: str | None
     finished_at: str | None
-    goodput_concurrency: int | None
+    # chat, structured or shared_prefix (schema_version 1 results: chat).
+    workload: str = "chat"
+    model_format: str | None = None
+    quantisation: str | None = None
+    # The best level's requests per second inside every SLO (null in schema_version 1 results), and
+    # the highest concurrency whose p95s met the SLOs with no failure.
+    goodput_request_per_s: float | None = None
+    max_concurrency_within_slo: int | None = None
     levels: list[Level]
     decode_bound: DecodeBound | None = None
 
@@ -50,6 +63,10 @@ class NodeRecommendation(BaseModel):
     choice: str | None
     ranking: list[dict[str, Any]]
     reasons: list[str]
+    # The benchmark workload whose results decided, and what was compared (backend, model, format,
+    # quantisation, quality).
+    workload: str | None = None
+    compared: list[dict[str, Any]] = []
 
 
 class Recommendation(BaseModel):

@@ -15,7 +15,8 @@ from ansible_collections.animaflow.inference.plugins.module_utils.llamacpp_tune 
     tuning_summary,
 )
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_schema import (
-    SCHEMA_VERSION as SCHEMA,
+    current,
+    readable,
 )
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stats import (
     DECODE_BOUND_TOLERANCE,
@@ -57,14 +58,10 @@ class ControllerFiles:
             data = read_json(path)
             if data is not None and data.get("kind") == TUNE_KIND:
                 continue  # a llama.cpp sweep: tunings() reads it
-            if (
-                data is None
-                or data.get("schema_version") != SCHEMA
-                or not isinstance(data.get("levels"), list)
-            ):
+            if data is None or not readable(data) or not isinstance(data.get("levels"), list):
                 skipped.append(str(path.relative_to(self.state_dir)))
                 continue
-            results.append(benchmark_result(path, data))
+            results.append(benchmark_result(path, current(data)))
         results.sort(key=lambda result: result.finished_at or "", reverse=True)
         return results, skipped
 
@@ -89,13 +86,28 @@ class ControllerFiles:
         return sorted(found, key=lambda tuning: tuning.finished_at or "", reverse=True)
 
     def host_benchmarks(self, host: str) -> list[dict[str, Any]]:
-        """This host's raw results, oldest first, so that for each backend the newest comes last."""
+        """This host's raw results, oldest first, so that for each backend the newest comes last.
+
+        Matched exactly: node `gpu` never takes `gpu-a`'s results, whose files also start with `gpu-`.
+        """
         found = []
         for path in (self.state_dir / "benchmarks").glob(f"*/{host}-*.json") if SAFE_NAME.match(host) else ():
             data = read_json(path)
-            if data is not None and data.get("schema_version") == SCHEMA:
-                found.append(data)
+            if data is not None and readable(data) and result_host(path, data) == host:
+                found.append(current(data))
         return sorted(found, key=lambda data: data.get("finished_at") or "")
+
+
+def result_host(path: Path, data: dict[str, Any]) -> str:
+    """The node a results file belongs to: target.node (schema_version 2), else the file name less
+    -<backend>[-<workload>].json, with the backend the results themselves name."""
+    target = data.get("target") or {}
+    if target.get("node"):
+        return str(target["node"])
+    backend = target.get("backend") or path.stem.rpartition("-")[2]
+    workload = (data.get("workload") or {}).get("kind") or "chat"
+    suffix = f"-{backend}" + ("" if workload == "chat" else f"-{workload}")
+    return path.stem[: -len(suffix)] if path.stem.endswith(suffix) else path.stem.rpartition("-")[0]
 
 
 def _decode_bound(data: dict[str, Any]) -> DecodeBound | None:
@@ -122,26 +134,34 @@ def _decode_bound(data: dict[str, Any]) -> DecodeBound | None:
         return None
 
 
+def _level(level: dict[str, Any]) -> Level:
+    structured = level.get("structured") or {}
+    unique = ((level.get("prefix") or {}).get("unique") or {}).get("ttft_ms") or {}
+    return Level(
+        concurrency=level["concurrency"],
+        output_tokens_per_s=level.get("output_tokens_per_s"),
+        ttft_p95_ms=(level.get("ttft_ms") or {}).get("p95"),
+        failed=level.get("failed"),
+        goodput_request_per_s=level.get("goodput_request_per_s"),
+        invalid_replies=structured.get("invalid"),
+        ttft_p95_unique_prefix_ms=unique.get("p95"),
+    )
+
+
 def benchmark_result(path: Path, data: dict[str, Any]) -> BenchmarkResult:
     target = data.get("target") or {}
-    # File names are <host>-<backend>.json; the backend is the part after the last dash.
-    host, _, backend = path.stem.rpartition("-")
     return BenchmarkResult(
         run_id=path.parent.name,
-        host=host or path.stem,
-        backend=target.get("backend") or backend,
+        host=result_host(path, data) or path.stem,
+        backend=target.get("backend") or path.stem.rpartition("-")[2],
         version=target.get("version"),
         model=target.get("model"),
         finished_at=data.get("finished_at"),
-        goodput_concurrency=(data.get("goodput") or {}).get("concurrency"),
+        workload=(data.get("workload") or {}).get("kind") or "chat",
+        model_format=target.get("model_format"),
+        quantisation=target.get("quantisation"),
+        goodput_request_per_s=(data.get("goodput") or {}).get("request_per_s"),
+        max_concurrency_within_slo=(data.get("max_concurrency_within_slo") or {}).get("concurrency"),
         decode_bound=_decode_bound(data),
-        levels=[
-            Level(
-                concurrency=level["concurrency"],
-                output_tokens_per_s=level.get("output_tokens_per_s"),
-                ttft_p95_ms=(level.get("ttft_ms") or {}).get("p95"),
-                failed=level.get("failed"),
-            )
-            for level in data["levels"]
-        ],
+        levels=[_level(level) for level in data["levels"]],
     )

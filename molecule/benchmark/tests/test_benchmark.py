@@ -16,15 +16,18 @@ def name(host) -> str:
     return host.backend.get_hostname()
 
 
-def results(host) -> dict:
-    return json.loads((RUN / f"{name(host)}-llamacpp.json").read_text())
+def results(host, workload: str = "chat") -> dict:
+    suffix = "" if workload == "chat" else f"-{workload}"
+    return json.loads((RUN / f"{name(host)}-llamacpp{suffix}.json").read_text())
 
 
-def test_results_were_fetched_with_schema_1_and_no_failure(host):
+def test_results_were_fetched_with_schema_2_and_no_failure(host):
     data = results(host)
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2 and data["workload"]["kind"] == "chat"
     assert data["target"]["backend"] == "llamacpp" and data["target"]["model"] == "tiny"
-    assert data["target"]["version"] == "b9976"
+    assert data["target"]["version"] == "b9976" and data["target"]["node"] == name(host)
+    assert (data["target"]["model_family"], data["target"]["model_format"]) == ("tiny", "gguf")
+    assert data["goodput"]["request_per_s"] is not None and data["max_concurrency_within_slo"]["slo_ttft_ms"]
     assert data["token_source"] == "usage"
     assert [level["concurrency"] for level in data["levels"]] == [1, 2]
     for level in data["levels"]:
@@ -34,6 +37,25 @@ def test_results_were_fetched_with_schema_1_and_no_failure(host):
     # llama-server sends its own timings; the decode bound needs the model size the playbook found.
     assert data["levels"][0]["server_tpot_ms"]["count"] == data["levels"][0]["completed"]
     assert data["host"]["model_bytes"] > 0 and data["decode_bound"]["tokens_per_s_upper"] > 0
+
+
+def test_structured_replies_were_each_checked(host):
+    data = results(host, "structured")
+    assert data["workload"]["kind"] == "structured" and data["workload"]["ignore_eos"] is False
+    for level in data["levels"]:
+        checked = level["structured"]
+        assert level["failed"] == 0, level["error_examples"]
+        assert checked["checked"] == level["completed"] == checked["valid"] + checked["invalid"]
+
+
+def test_shared_prefix_levels_carry_their_unique_prefix_controls(host):
+    data = results(host, "shared_prefix")
+    for level in data["levels"]:
+        prefix = level["prefix"]
+        assert prefix["shared_prefix_tokens"] == 16
+        assert prefix["unique"]["completed"] > 0 and prefix["unique"]["ttft_ms"]["count"] > 0
+        # llama-server reports what it served from its cache: the shared requests reuse the prefix.
+        assert level["cached_prompt_tokens"]["median"] > prefix["unique"]["cached_prompt_tokens"]["median"]
 
 
 def test_the_results_file_stays_on_the_node_too(host):
@@ -47,7 +69,9 @@ def test_report_has_a_row_per_node_and_level():
     for node in ("benchmark-node-1", "benchmark-node-2"):
         rows = [line for line in report.splitlines() if line.startswith(f"| {node} | llamacpp | b9976 |")]
         assert [row.split(" | ")[3:6] for row in rows] == [["1", "4", "0"], ["2", "4", "0"]], rows
-        assert f"| {node} | llamacpp | tiny | " in report  # the goodput table
+        assert f"| {node} | llamacpp | chat | tiny (GGUF) | " in report  # the goodput table
+        assert f"| {node} | llamacpp (shared_prefix) | b9976 | 2 | 4 | 0 |" in report
+    assert "## Structured output" in report and "## Shared prefix: TTFT with and without it" in report
 
 
 @pytest.mark.parametrize("chart", ["output_tokens_per_s.png", "ttft_p95_ms.png"])
@@ -62,7 +86,7 @@ def test_recommendation_names_a_backend_with_reasons(host):
     # Two concurrent users without a GPU: the prior prefers Ollama, and one measured backend gives
     # nothing to compare, so the prior decides; the reasons say both.
     assert "**Recommended backend: ollama**" in section
-    assert "- No usable GPU and a small studio (2 concurrent users): Ollama, then llama.cpp." in section
+    assert "- Brief: No usable GPU and a small studio (4 artists): Ollama first, then llama.cpp." in section
     assert (
         "- Only one eligible backend was benchmarked, so there is nothing to compare: prior only." in section
     )
@@ -112,3 +136,14 @@ def test_no_candidate_unit_or_copied_build_is_left(host):
     units = host.run("systemctl list-units --all --plain --no-legend 'animaflow-llamacpp-tune-*'")
     assert units.stdout.strip() == "", units.stdout
     assert not host.file("/var/lib/animaflow/llamacpp-tune-builds").exists
+
+
+def test_a_backend_serving_another_family_is_skipped_with_the_fix(host):
+    report = (RUN.parent / "molecule-other-family" / "report.md").read_text()
+    section = report.split(f"### {name(host)}\n", 1)[1].split("### ", 1)[0]
+    assert (
+        "- Skipped llamacpp: serves tiny, not this bake-off's model family qwen2.5-7b-instruct: declare the "
+        "family's gguf model in animaflow_models (family: qwen2.5-7b-instruct) and install it, or run with "
+        "-e benchmark_family=tiny" in section
+    )
+    assert "No backend was benchmarked." in report

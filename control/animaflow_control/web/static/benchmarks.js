@@ -7,16 +7,37 @@ for (const bar of document.querySelectorAll(".score-fill")) {
   bar.style.width = `${Math.max(0, Math.min(100, Number(bar.dataset.score)))}%`;
 }
 
+function seriesLabel(result) {
+  return `${result.host} · ${result.backend}${result.workload === "chat" ? "" : ` · ${result.workload}`}`;
+}
+
 function latestPerSeries(results) {
   const latest = new Map();
   for (const result of results) {  // newest first from the API
-    const key = `${result.host} · ${result.backend}`;
+    const key = seriesLabel(result);
     if (!latest.has(key)) latest.set(key, result);
   }
   return latest;
 }
 
-function chart(element, series, xs, pick, unit) {
+const UNIQUE = " (no shared prefix)";
+
+// The shared-prefix workload's control requests (no shared prefix) as a dashed line of their own, in the
+// same colour, on the TTFT chart.
+function withUniquePrefix(series) {
+  const both = new Map();
+  for (const [label, result] of series) {
+    both.set(label, result);
+    if (result.levels.some((level) => level.ttft_p95_unique_prefix_ms != null)) {
+      both.set(label + UNIQUE, {
+        ...result, levels: result.levels.map((level) => ({ ...level, ttft_p95_ms: level.ttft_p95_unique_prefix_ms })),
+      });
+    }
+  }
+  return both;
+}
+
+function chart(element, series, xs, pick, unit, colours) {
   const data = [xs, ...[...series.values()].map((result) => {
     const byLevel = new Map(result.levels.map((level) => [level.concurrency, pick(level)]));
     return xs.map((x) => byLevel.get(x) ?? null);
@@ -31,9 +52,9 @@ function chart(element, series, xs, pick, unit) {
     ],
     series: [
       { label: "concurrency" },
-      ...[...series.keys()].map((label, index) => ({
-        label, stroke: COLORS[index % COLORS.length], width: 2, spanGaps: true,
-        points: { size: 7, fill: COLORS[index % COLORS.length] },
+      ...[...series.keys()].map((label) => ({
+        label, stroke: colours(label), width: 2, spanGaps: true, dash: label.endsWith(UNIQUE) ? [6, 4] : undefined,
+        points: { size: 7, fill: colours(label) },
         value: (u, v) => (v == null ? "—" : `${v.toFixed(1)} ${unit}`),
       })),
     ],
@@ -47,9 +68,12 @@ async function drawCharts() {
   const { results } = await api("GET", "/api/benchmarks");
   const series = latestPerSeries(results);
   const xs = [...new Set([...series.values()].flatMap((r) => r.levels.map((l) => l.concurrency)))].sort((a, b) => a - b);
+  // One colour per node, backend and workload on both charts.
+  const keys = [...series.keys()];
+  const colours = (label) => COLORS[keys.indexOf(label.replace(UNIQUE, "")) % COLORS.length];
   const plots = [
-    chart(throughput, series, xs, (level) => level.output_tokens_per_s, "tok/s"),
-    chart(document.getElementById("chart-ttft"), series, xs, (level) => level.ttft_p95_ms, "ms"),
+    chart(throughput, series, xs, (level) => level.output_tokens_per_s, "tok/s", colours),
+    chart(document.getElementById("chart-ttft"), withUniquePrefix(series), xs, (level) => level.ttft_p95_ms, "ms", colours),
   ];
   window.addEventListener("resize", () => {
     for (const plot of plots) plot.setSize({ width: plot.root.parentElement.clientWidth, height: 300 });
