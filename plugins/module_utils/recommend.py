@@ -267,7 +267,7 @@ def compared_formats(figures: dict[str, dict[str, Any]], labels: dict[str, str])
         ratio, low, high = max(((r, lo, hi) for r, lo, hi in ratios if r), default=(None, None, None))
         if ratio and ratio > 1.2:
             sentence += (
-                f" {low} reads {ratio:.1f}x fewer bytes per token than {high}, much of why it decodes faster: "
+                f" {low} reads {ratio:.1f}x fewer bytes per token than {high}, which alone speeds its decoding: "
                 "the comparison is of the formats as each backend serves them, not of equal weights."
             )
     return rows, sentence
