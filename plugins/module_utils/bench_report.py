@@ -30,6 +30,7 @@ from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_sche
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_stats import (
     DECODE_BOUND_TOLERANCE,
 )
+from ansible_collections.animaflow.inference.plugins.module_utils.model_formats import format_name
 
 REPORT_FILE = "report.md"
 # (file name, title, y-axis label, value of one level); one line per node and backend in each.
@@ -215,14 +216,11 @@ def _bandwidth_cell(results: dict[str, Any], bound: dict[str, Any]) -> str:
     return "-" if gbps is None else f"{_num(gbps)} ({source or 'unknown'})"
 
 
-FORMAT_NAMES = {"gguf": "GGUF", "hf": "Hugging Face"}
-
-
 def _served_cell(results: dict[str, Any]) -> str:
     """The model with its format and quantisation: what a comparison of backends compares."""
     target = results.get("target") or {}
     fmt = target.get("model_format")
-    details = [FORMAT_NAMES.get(fmt, fmt) if fmt else None, target.get("quantisation")]
+    details = [format_name(fmt), target.get("quantisation")]
     shown = " ".join(part for part in details if part)
     return (target.get("model") or "-") + (f" ({shown})" if shown else "")
 

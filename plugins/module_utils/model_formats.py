@@ -44,6 +44,7 @@ BITS: dict[str, float] = {
     "GPTQ": 4.0, "INT4": 4.0, "INT8": 8.0,
 }  # fmt: skip
 FULL_PRECISION = {"F16", "BF16", "FP16", "F32"}
+FORMAT_NAMES = {"gguf": "GGUF", "hf": "Hugging Face"}
 _GGUF_TYPE = re.compile(r"(?:^|[._-])(I?Q[1-8](?:_[0-9A-Z]+)*|BF16|F16|F32)(?=[._-]|$)", re.IGNORECASE)
 _HF_QUANT = re.compile(r"(?:^|[._-])(awq|gptq|fp8|int4|int8|bnb|gguf)(?=[._-]|$)", re.IGNORECASE)
 
@@ -64,6 +65,11 @@ def quantisation(entry: dict[str, Any]) -> tuple[str | None, str]:
         return found[-1].upper(), "repository name"
     # Hugging Face weights without a quantisation in their name are the published 16-bit weights.
     return "BF16", "assumed (Hugging Face weights as published)"
+
+
+def format_name(fmt: str | None) -> str:
+    """gguf -> GGUF, hf -> Hugging Face, for reports and the dashboard; empty when unknown."""
+    return FORMAT_NAMES.get(fmt or "", fmt or "")
 
 
 def family(entry: dict[str, Any]) -> str:

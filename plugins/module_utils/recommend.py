@@ -25,7 +25,9 @@ from typing import Any
 
 from ansible_collections.animaflow.inference.plugins.module_utils.llm_bench_schema import current, readable
 from ansible_collections.animaflow.inference.plugins.module_utils.model_formats import (
+    BITS,
     bytes_ratio,
+    format_name,
     quality_note,
 )
 
@@ -237,7 +239,7 @@ def _served(label: str, figures: dict[str, Any]) -> str:
     version = f" {figures['version']}" if figures.get("version") else ""
     if not figures.get("model"):
         return f"{label}{version} (model not recorded in its results)"
-    fmt = {"gguf": "GGUF", "hf": "Hugging Face"}.get(figures.get("model_format") or "", "format unknown")
+    fmt = format_name(figures.get("model_format")) or "format unknown"
     return f"{label}{version} serving {figures['model']} ({fmt} {figures.get('quantisation') or 'quantisation unknown'})"
 
 
@@ -262,9 +264,10 @@ def compared_formats(figures: dict[str, dict[str, Any]], labels: dict[str, str])
         sentence += " Quality: " + "; ".join(quality_note(q) for q in quants) + "."
     else:
         sentence += " Quantisations unknown: declare quantisation in animaflow_models to know what they cost."
-    if len(quants) > 1:
-        ratios = [(bytes_ratio(low, high), low, high) for low in quants for high in quants if low != high]
-        ratio, low, high = max(((r, lo, hi) for r, lo, hi in ratios if r), default=(None, None, None))
+    known = [quant for quant in quants if quant in BITS]
+    if len(known) > 1:
+        low, high = min(known, key=BITS.__getitem__), max(known, key=BITS.__getitem__)
+        ratio = bytes_ratio(low, high)
         if ratio and ratio > 1.2:
             sentence += (
                 f" {low} reads {ratio:.1f}x fewer bytes per token than {high}, which alone speeds its decoding: "

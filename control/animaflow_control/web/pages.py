@@ -19,9 +19,11 @@ from animaflow_control.services.farm import farm_nodes
 from animaflow_control.services.gateway import gateway_view
 from animaflow_control.services.inventory import InventoryError
 from animaflow_control.services.recommendation import recommend_for_farm
+from ansible_collections.animaflow.inference.plugins.module_utils.model_formats import format_name
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.filters["format_name"] = format_name
 
 # Pages show what only a signed-in user may see: no cache keeps a copy. (The Content-Security-Policy and
 # the other security headers are on every response: guards.SecurityHeaders.)
