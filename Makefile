@@ -35,7 +35,11 @@ unit: venv
 test:
 	bash tests/infra/run-tests.sh
 
-demo: venv
+# The Debian packages first (installed when missing, as root), then the venv: a fresh machine needs no
+# set-up step of its own.
+demo:
+	bash tests/infra/system-packages.sh demo
+	$(MAKE) -s venv
 	bash tests/infra/demo.sh
 
 demo-down:

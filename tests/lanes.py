@@ -21,7 +21,7 @@ import pytest
 MOLECULE = "tests/integration/test_molecule.py::test_scenario"
 # (lane, its tests in order, needs the llama.cpp builds). The lanes that wait for builds come in the
 # order the builds land (tests/infra/llamacpp-builds.sh: oldest release first): llamacpp and benchmark
-# start on the oldest, ollama and the host llama-server tests need the newest.
+# start on the oldest, ollama, the demo and the host llama-server tests need the newest.
 LANES: list[tuple[str, list[str], bool]] = [
     ("node", [f"{MOLECULE}[node]", f"{MOLECULE}[units]"], False),
     ("lint", ["tests/integration/test_lint.py"], False),
@@ -29,6 +29,7 @@ LANES: list[tuple[str, list[str], bool]] = [
     ("benchmark", [f"{MOLECULE}[benchmark]", "tests/control/test_control_container_node.py"], True),
     ("gateway", [f"{MOLECULE}[gateway]"], True),
     ("ollama", [f"{MOLECULE}[ollama]"], True),
+    ("demo", ["tests/integration/test_demo.py"], True),
     (
         "host-llama-server",
         ["tests/integration/test_bench_real_server.py", "tests/integration/test_llamacpp_tune_sweep.py"],

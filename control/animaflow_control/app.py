@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from animaflow_control.api import auth, benchmarks, gateway, health, nodes, runs
@@ -18,7 +19,6 @@ from animaflow_control.guards import (
     SameOrigin,
     SecurityHeaders,
     inventory_unreadable,
-    validation_failed,
     warn_if_exposed,
 )
 from animaflow_control.services.container import Services
@@ -28,6 +28,7 @@ from animaflow_control.services.metrics import HttpCounter
 from animaflow_control.services.retention import Retention, housekeeping
 from animaflow_control.settings import Settings
 from animaflow_control.web import pages
+from animaflow_control.web.errors import http_error, invalid_request
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "web" / "static"
@@ -103,7 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.services = services
-    app.add_exception_handler(RequestValidationError, validation_failed)
+    # Pages get HTML error pages, the API its JSON (web/errors.py).
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(InventoryError, inventory_unreadable)
     # The last added runs first: count, then headers on every reply, then size, then Host and Origin.
     app.add_middleware(SameOrigin, settings=settings)

@@ -17,6 +17,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from animaflow_control.schemas.common import PATTERN_WORDS
 from animaflow_control.settings import LOOPBACK_HOSTS, Settings
 
 log = logging.getLogger(__name__)
@@ -182,11 +183,21 @@ class SameOrigin:
         await self.app(scope, receive, send)
 
 
+def readable_message(error: dict[str, Any]) -> str:
+    """The message a person reads in the dashboard's notice: the pattern's meaning rather than the pattern
+    (which stays in ctx for programs), and a validator's own sentence without pydantic's prefix."""
+    message = str(error.get("msg", ""))
+    if error.get("type") == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern")
+        return PATTERN_WORDS.get(pattern, "is not in the accepted form")
+    return message.removeprefix("Value error, ")
+
+
 def safe_error(error: dict[str, Any]) -> dict[str, Any]:
     """One validation error without the input it was about (a token sent as text/plain, a 50 MB
     string): where, what and which kind, plus the constraint it broke."""
     loc = [part[:LOC_PART_MAX] if isinstance(part, str) else part for part in error.get("loc", ())]
-    safe: dict[str, Any] = {"loc": loc, "msg": error.get("msg", ""), "type": error.get("type", "")}
+    safe: dict[str, Any] = {"loc": loc, "msg": readable_message(error), "type": error.get("type", "")}
     context = {
         name: value if isinstance(value, int | float) else str(value)
         for name, value in (error.get("ctx") or {}).items()

@@ -4,23 +4,13 @@ finish live, and see the node's hardware appear on the farm grid."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, open_page, screenshot_dir
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 pytestmark = [
     pytest.mark.browser,
@@ -81,19 +71,15 @@ def result(backend: str, levels: list[tuple[int, float, float]], workload: str) 
     }
 
 
-def test_sign_in_click_facts_and_see_the_node_change(server: tuple[str, Path], tmp_path: Path) -> None:
+def test_sign_in_click_facts_and_see_the_node_change(server: tuple[str, Path]) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python")
     base, state = server
-    shots = Path(os.environ.get("ANIMAFLOW_SCREENSHOTS", tmp_path / "screenshots"))
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshot_dir("farm-run-benchmarks")
     token = (state / "control" / "admin-token").read_text().strip()
 
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
         problems: list[str] = []
-        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: problems.append(str(error)))
+        browser, page = open_page(playwright, problems)
 
         page.goto(f"{base}/")
         page.wait_for_url(f"{base}/login")
@@ -108,18 +94,31 @@ def test_sign_in_click_facts_and_see_the_node_change(server: tuple[str, Path], t
         page.wait_for_url(f"{base}/runs/*")
         sync_api.expect(page.locator('[data-testid="run-state"]')).to_have_text("successful", timeout=120_000)
         sync_api.expect(page.locator("#log")).to_contain_text("can run:")
-        bar = page.locator('.progress-row[data-host="local"] .fill')
-        sync_api.expect(bar).to_have_attribute("style", "width: 100%;")
+        # No guessed percentage: the tasks each node finished, the time it took, a colour for the end.
+        row = page.locator('.progress-row[data-host="local"]')
+        sync_api.expect(row.locator(".bar")).to_have_class("bar state-successful")
+        sync_api.expect(row.locator(".count")).to_contain_text("tasks done")
+        sync_api.expect(page.locator('[data-testid="elapsed"]')).to_contain_text("took")
+        assert "%" not in page.locator("#progress").inner_text()
         page.screenshot(path=shots / "run.png", full_page=True)
 
         page.click("nav >> text=Farm")
         page.wait_for_url(f"{base}/")
         assert "no facts yet" not in hardware.inner_text()
         assert hardware.locator(".accel").inner_text() in ("CPU", "CUDA", "ROCM", "VULKAN")
+        freshness = page.locator('tr[data-node="local"] [data-testid="freshness"]')
+        sync_api.expect(freshness).to_contain_text("not read yet")
+
+        # The real status playbook reads the node's backends; the grid says how fresh that is.
+        page.click('button[data-action="status"][data-host="local"]')
+        page.wait_for_url(f"{base}/runs/*")
+        sync_api.expect(page.locator('[data-testid="run-state"]')).to_have_text("successful", timeout=120_000)
+        page.click("nav >> text=Farm")
+        sync_api.expect(freshness).to_contain_text("states read just now")
         page.screenshot(path=shots / "farm.png", full_page=True)
 
         page.click("nav >> text=Runs")
-        sync_api.expect(page.locator(".pill-successful")).to_have_count(1)
+        sync_api.expect(page.locator(".pill-successful")).to_have_count(2)
         page.screenshot(path=shots / "runs.png", full_page=True)
 
         page.click("nav >> text=Benchmarks")

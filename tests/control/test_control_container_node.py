@@ -1,6 +1,6 @@
 """The slow path an IT admin clicks: install and start llama.cpp on a real systemd container node through
-the API (real ansible-runner, real playbooks, real llama-server), then see the state on /api/nodes and
-ask the node a question through the OpenAI API. Needs dockerd and the node image (make test provides both)."""
+the API (real ansible-runner, real playbooks, real llama-server), see each action's own status report on
+/api/nodes (no Status run between), and ask the node a question through the OpenAI API. Needs dockerd and the node image (make test provides both)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def node_settings(tmp_path: Path, container_node: str) -> Settings:
     return Settings(inventory=path, state_dir=tmp_path / "state", playbook_dir=ROOT / "playbooks")
 
 
-def test_install_start_and_status_on_a_container_node(
+def test_install_and_start_report_the_node_status_on_a_container_node(
     node_settings: Settings,
     app_client: Callable[[Settings], Any],
     admin_of: Callable[[Settings], dict[str, str]],
@@ -84,14 +84,22 @@ def test_install_start_and_status_on_a_container_node(
             finished = wait_run(client, created.json()["id"], admin, timeout=timeout)
             assert finished["state"] == "successful", f"{action}: {finished}"
 
-        # A cold controller cache builds llama-server (minutes); a warm one copies the binary.
-        run("install", timeout=1500)
-        run("start", timeout=300)
-        run("status", timeout=300)
+        def status() -> dict:
+            nodes = client.get("/api/nodes", headers=admin).json()["nodes"]
+            return next(n for n in nodes if n["name"] == NODE)["status"]
 
-        node = next(n for n in client.get("/api/nodes", headers=admin).json()["nodes"] if n["name"] == NODE)
-        assert node["status"]["active_backend"] == "llamacpp"
-        state = node["status"]["backends"]["llamacpp"]
+        # A cold controller cache builds llama-server (minutes); a warm one copies the binary. Each
+        # action writes the node's status at its end: the grid needs no separate Status run.
+        run("install", timeout=1500)
+        installed = status()
+        assert installed["backends"]["llamacpp"]["installed_versions"] == [LLAMACPP_DEFAULT]
+        assert installed["backends"]["llamacpp"]["running"] is False and installed["active_backend"] is None
+        run("start", timeout=300)
+
+        node_status = status()
+        assert node_status["collected_at"] > installed["collected_at"]
+        assert node_status["active_backend"] == "llamacpp"
+        state = node_status["backends"]["llamacpp"]
         assert state["running"] is True and state["healthy"] is True
         assert state["active_version"] in state["installed_versions"]
         assert state["endpoint"] == f"http://{ADDRESS}:8000/v1"

@@ -79,3 +79,10 @@ def test_user_input_becomes_extravars_data_only(tmp_path) -> None:
         "backend": "ollama",
         "version": "0.12.3",
     }
+    # The farm's Benchmark and recommend: no backend is the whole catalogue (each node measures what it has).
+    farm = RunRequest(action="benchmark", hosts=["farm"])
+    assert extravars_for(farm, "0123456789ab", tmp_path) == {
+        "animaflow_controller_dir": str(tmp_path),
+        "benchmark_backends": [],
+        "benchmark_run_id": "0123456789ab",
+    }

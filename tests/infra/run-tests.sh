@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: make the venv, start dockerd and the node image, build the test mirror, run the whole
+# `make test`: install the Debian packages it needs (when missing, as root), make the venv, start
+# dockerd and the node image, build the test mirror, run the whole
 # suite (lint, unit, control plane, Molecule) as one pytest session, and stop dockerd again, pass or
 # fail. Each set-up stage's time goes to .cache/logs/stages.tsv; pytest prints them with its own
 # stages' times (tests/timing.py) just before its summary, which stays the last line printed.
@@ -25,6 +26,7 @@ cleanup() {
   bash "$here/dockerd.sh" stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+stage "Debian packages" bash "$here/system-packages.sh" test || exit 1
 stage "venv (make venv)" make -s venv || exit 1
 stage "dockerd" bash "$here/dockerd.sh" start || exit 1
 stage "node image" bash "$here/node-image.sh" || exit 1

@@ -91,7 +91,8 @@ def get_run(run_id: RunId, services: ServicesDep, _: Viewer) -> RunDetail:
         tasks_expected=services.store.last_successful_task_count(run["action"], run["backend"]),
         hosts={host: HostProgress(**per_host.get(host, {})) for host in run["hosts"]},
     )
-    return RunDetail(**run, progress=progress)
+    failure = services.store.last_failure(run_id) if run["state"] == RunState.failed else None
+    return RunDetail(**run, progress=progress, failure=failure)
 
 
 @router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=CancelResult)

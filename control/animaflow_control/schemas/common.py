@@ -21,6 +21,13 @@ def refuse_template_markers(value: str) -> str:
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
 HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
 
+# What each pattern means, in words: a person reads the error, not the regular expression.
+PATTERN_WORDS = {
+    NAME_PATTERN: "use letters, digits and . _ + - only, starting with a letter or digit, at most 64 characters"
+    " (for example b11312, 0.5.23 or smollm2-135m)",
+    HOST_PATTERN: "name a host or group of the inventory: letters, digits and . _ - only",
+}
+
 Version = Annotated[str, AfterValidator(refuse_template_markers), StringConstraints(pattern=NAME_PATTERN)]
 ModelName = Annotated[str, AfterValidator(refuse_template_markers), StringConstraints(pattern=NAME_PATTERN)]
 HostName = Annotated[str, AfterValidator(refuse_template_markers), StringConstraints(pattern=HOST_PATTERN)]
@@ -52,7 +59,8 @@ class Action(StrEnum):
     facts = "facts"
 
 
-# Actions whose playbook works on one named backend; facts and status cover the whole node.
+# Actions whose playbook works on one named backend; facts and status cover the whole node, and a
+# benchmark without a backend is the farm's bake-off: every installed backend each node can run.
 BACKEND_ACTIONS = frozenset(
     {
         Action.install,
@@ -61,7 +69,6 @@ BACKEND_ACTIONS = frozenset(
         Action.switch,
         Action.upgrade,
         Action.uninstall,
-        Action.benchmark,
     }
 )
 

@@ -16,6 +16,19 @@ class BackendState(BaseModel):
     model: str | None = None
 
 
+class BackendPlan(BaseModel):
+    """What an action on this node's backend takes unless the click says otherwise, for its confirmation."""
+
+    version: str | None = Field(
+        default=None,
+        description="The release Install and Upgrade take: the inventory's <backend>_version, else the role's"
+        " default; none when the inventory computes it (a template)",
+    )
+    model: str | None = Field(
+        default=None, description="The model it serves: the inventory's <backend>_model, else animaflow_model"
+    )
+
+
 class NodeStatus(BaseModel):
     backends: dict[str, BackendState] = {}
     active_backend: str | None = None
@@ -42,6 +55,7 @@ class Node(BaseModel):
     runnable_backends: list[str] = Field(
         description="Backends this node's hardware can run (the recommendation's eligibility)"
     )
+    plans: dict[str, BackendPlan] = Field(default={}, description="Per backend: what an action would take")
 
 
 class NodeList(BaseModel):

@@ -66,8 +66,17 @@ class Run(BaseModel):
     finished_at: str | None
 
 
+class Failure(BaseModel):
+    host: str | None
+    task: str | None
+    message: str = Field(description="The failed task's message (its first 2,000 characters)")
+
+
 class RunDetail(Run):
     progress: Progress
+    failure: Failure | None = Field(
+        default=None, description="The last task failure not ignored: what stopped a failed run"
+    )
 
 
 class RunList(BaseModel):

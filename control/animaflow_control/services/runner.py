@@ -31,7 +31,17 @@ log = logging.getLogger(__name__)
 RUNNER_STATES = {"successful": RunState.successful, "canceled": RunState.canceled}
 # Kept from each event's event_data: enough for the log and the progress bars, not the facts a setup
 # task returns (hundreds of kilobytes per host, and still in the run's artifacts on disk).
-EVENT_FIELDS = ("play", "task_action", "changed", "duration", "ok", "failures", "dark", "skipped")
+EVENT_FIELDS = (
+    "play",
+    "task_action",
+    "changed",
+    "duration",
+    "ok",
+    "failures",
+    "dark",
+    "skipped",
+    "ignore_errors",
+)
 SHUTDOWN = "the control plane stopped while this run was in progress"
 RESTARTED = "the control plane restarted while this run was in progress"
 # canceled_by when no user asked: what cut the run off.

@@ -249,6 +249,21 @@ class Store:
             per_host.setdefault(row["host"], {})[row["event"].removeprefix("runner_on_")] = row["n"]
         return started, per_host
 
+    def last_failure(self, run_id: str) -> dict[str, Any] | None:
+        """The last task failure that was not ignored (a node unreachable counts): what stopped the run.
+        The last, not the first: after a rolled-back upgrade it is the play's own verdict, which names
+        both versions, rather than the health check the rollback answered."""
+        rows = self.query(
+            "SELECT host, task, data FROM events WHERE run_id = ?"
+            " AND event IN ('runner_on_failed', 'runner_on_unreachable') ORDER BY seq DESC",
+            (run_id,),
+        )
+        for row in rows:
+            data = json.loads(row["data"])
+            if not data.get("ignore_errors"):
+                return {"host": row["host"], "task": row["task"], "message": data.get("msg", "")}
+        return None
+
     # Tokens
 
     def add_token(

@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from animaflow_control.api.deps import SESSION_COOKIE, OptionalPrincipal, ServicesDep
 from animaflow_control.catalogue import backends
-from animaflow_control.schemas.common import Action, Role
+from animaflow_control.schemas.common import Action, Role, RunState
 from animaflow_control.schemas.nodes import Node
 from animaflow_control.services.auth import Principal
 from animaflow_control.services.farm import farm_nodes
@@ -128,7 +128,8 @@ def run_page(
     run = services.store.get_run(run_id)
     if run is None:
         raise HTTPException(404, f"no run {run_id}")
-    return render(request, "run.html", principal, "runs", run=run)
+    failure = services.store.last_failure(run_id) if run["state"] == RunState.failed else None
+    return render(request, "run.html", principal, "runs", run=run, failure=failure)
 
 
 @router.get("/benchmarks", response_class=HTMLResponse)
@@ -141,8 +142,10 @@ def benchmark_page(request: Request, services: ServicesDep, principal: SessionPr
             recommend_for_farm(services.inventory.read(), services.reports),
             None,
         )
+        # Each node's states: a recommendation's Apply switches to the choice where it is installed.
+        nodes = {node.name: node for node in farm_nodes(services).nodes}
     except InventoryError as error:
-        recommendation, inventory_error = None, str(error)
+        recommendation, inventory_error, nodes = None, str(error), {}
     return render(
         request,
         "benchmarks.html",
@@ -154,6 +157,7 @@ def benchmark_page(request: Request, services: ServicesDep, principal: SessionPr
         run_pages={result.run_id for result in results if services.store.get_run(result.run_id)},
         recommendation=recommendation,
         inventory_error=inventory_error,
+        nodes=nodes,
         titles={name: spec.get("title", name) for name, spec in backends().items()},
     )
 

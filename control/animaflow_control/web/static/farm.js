@@ -1,24 +1,30 @@
-// One click on the grid starts a run and opens its page; the grid reloads when the farm changes.
+// The farm grid: its buttons are actions.js's; the farm-level bake-off asks, runs, and lands on the
+// recommendation. The grid reloads when the farm changes.
 "use strict";
 
-const CONFIRM = { uninstall: "Uninstall", stop: "Stop" };
-
-document.getElementById("farm-grid")?.addEventListener("click", async (event) => {
-  const button = event.target.closest("button[data-action]");
-  if (!button) return;
-  const { action, host, backend } = button.dataset;
-  const body = { action, hosts: [host] };
-  if (backend) body.backend = backend;
-  if (CONFIRM[action] && !window.confirm(`${CONFIRM[action]} ${backend} on ${host}?`)) return;
-  if (action === "upgrade" || action === "switch") {
-    const hint = action === "upgrade" ? "the version to install beside the running one" : "an installed version (empty: the latest)";
-    const version = window.prompt(`${action} ${backend} on ${host}: ${hint}`, "");
-    if (version === null || (action === "upgrade" && !version.trim())) return;
-    if (version.trim()) body.version = version.trim();
-  }
-  button.disabled = true;
+// Benchmark and recommend: every node, every installed backend it can run, nothing installed.
+document.getElementById("benchmark-farm")?.addEventListener("click", async (event) => {
+  const button = event.currentTarget;
   try {
-    const run = await api("POST", "/api/runs", body);
+    const { nodes } = farm || (await loadFarm());
+    const installed = nodes.filter((n) => Object.values(n.status?.backends || {}).some((b) => b.installed_versions?.length));
+    const answer = await confirmAction({
+      title: "Benchmark the farm and recommend a backend per node?",
+      facts: [
+        ["Nodes", `${nodes.length} (${nodes.map((n) => n.name).join(", ")})`],
+        ["With backends", installed.length ? installed.map((n) => n.name).join(", ") : "none installed yet: nothing to measure"],
+        ["Backends", "each node's installed ones that its hardware can run, one model family"],
+        ["Workload", "the studio's (animaflow_studio.workload in the inventory)"],
+      ],
+      note: "Installs nothing. On each node the installed backends take turns serving while they are measured, so " +
+        "assistants routed to it may be slower or briefly refused; the backend active before is restored at the end. " +
+        "When it finishes you land on the recommendation.",
+      confirm: "Benchmark and recommend",
+    });
+    if (!answer) return;
+    button.disabled = true;
+    const run = await api("POST", "/api/runs", { action: "benchmark", hosts: ["farm"] });
+    sessionStorage.setItem(`land-${run.id}`, "/benchmarks#recommendation");
     window.location.assign(`/runs/${run.id}`);
   } catch (problem) {
     button.disabled = false;
@@ -27,14 +33,15 @@ document.getElementById("farm-grid")?.addEventListener("click", async (event) =>
   }
 });
 
-// Runs started elsewhere (another operator, the API) change states and locks: reload when they do.
+// Runs started elsewhere (another operator, the API) and every action's own status report change the
+// grid: reload when the nodes change.
 const POLL_MS = 5000;
 let farmSnapshot = null;
 
 async function watchFarm() {
   try {
-    const snapshot = JSON.stringify((await api("GET", "/api/nodes")).nodes);
-    if (farmSnapshot !== null && snapshot !== farmSnapshot) {
+    const snapshot = JSON.stringify((await loadFarm()).nodes);
+    if (farmSnapshot !== null && snapshot !== farmSnapshot && !document.getElementById("confirm").open) {
       window.location.reload();
       return;
     }

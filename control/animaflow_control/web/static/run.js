@@ -1,4 +1,5 @@
-// The run page follows the run live over Server-Sent Events: log lines and per-node task progress.
+// The run page follows the run live over Server-Sent Events: the log, each node's finished tasks and the
+// task it is on, the elapsed time, and, when a run fails, the failing task and its message at the top.
 "use strict";
 
 const root = document.getElementById("run");
@@ -9,31 +10,39 @@ const cancelButton = document.getElementById("cancel");
 const DONE = ["ok", "failed", "skipped", "unreachable"];
 const FINISHED = ["successful", "failed", "canceled", "interrupted"];
 
-let tasksStarted = 0;
-let tasksExpected = null;
 const perHost = {};
+let state = root.dataset.state;
+let finishedAt = root.dataset.finished ? new Date(root.dataset.finished) : null;
+const startedAt = new Date(root.dataset.started);
 
-function showState(state, error, canceledBy) {
-  stateBadge.textContent = state;
-  if (canceledBy) document.getElementById("run-canceled").textContent = `· canceled by ${canceledBy}`;
-  stateBadge.className = `pill pill-${state}`;
-  if (cancelButton) cancelButton.hidden = FINISHED.includes(state);
-  if (error) document.getElementById("run-error").textContent = error;
+function showElapsed() {
+  const end = finishedAt || new Date();
+  const verb = FINISHED.includes(state) ? "took" : "elapsed";
+  document.getElementById("elapsed").textContent = `${verb} ${duration((end - startedAt) / 1000)}`;
 }
 
-function drawProgress(finished) {
-  const total = Math.max(tasksExpected || 0, tasksStarted, 1);
+function showState(newState, error, canceledBy) {
+  state = newState;
+  stateBadge.textContent = state;
+  stateBadge.className = `pill pill-${state}`;
+  if (canceledBy) document.getElementById("run-canceled").textContent = `· canceled by ${canceledBy}`;
+  if (cancelButton) cancelButton.hidden = FINISHED.includes(state);
+  if (error) document.getElementById("run-error").textContent = error;
+  for (const bar of document.querySelectorAll(".progress-row .bar")) bar.className = `bar state-${state}`;
+}
+
+function drawProgress() {
   for (const row of document.querySelectorAll(".progress-row")) {
     const counts = perHost[row.dataset.host] || {};
     const done = DONE.reduce((sum, kind) => sum + (counts[kind] || 0), 0);
     const failed = (counts.failed || 0) + (counts.unreachable || 0);
-    const share = finished ? 100 : Math.min(100, Math.round((100 * done) / total));
-    const fill = row.querySelector(".fill");
-    fill.style.width = `${share}%`;
-    fill.classList.toggle("failed", failed > 0);
-    row.querySelector(".count").textContent =
-      `${done} task${done === 1 ? "" : "s"}${failed ? `, ${failed} failed` : ""}` +
-      (tasksExpected && !finished ? ` of ~${tasksExpected}` : "");
+    const parts = [`${done} task${done === 1 ? "" : "s"} done`];
+    if (counts.changed) parts.push(`${counts.changed} changed`);
+    if (failed) parts.push(`${failed} failed`);
+    row.querySelector(".count").textContent = done ? parts.join(" · ") : "no task finished yet";
+    row.querySelector(".bar").classList.toggle("has-failed", failed > 0);
+    const now = row.querySelector(".now");
+    now.textContent = !FINISHED.includes(state) && counts.task ? `now: ${counts.task}` : "";
   }
 }
 
@@ -43,39 +52,64 @@ function onAnsibleEvent(event) {
     log.append(`${event.stdout}\n`);
     if (atBottom) log.scrollTop = log.scrollHeight;
   }
-  if (event.event === "playbook_on_task_start") {
-    tasksStarted += 1;
-    document.getElementById("current-task").textContent = `Current task: ${event.task}`;
-  } else if (event.event.startsWith("runner_on_") && event.host) {
-    const kind = event.event.slice("runner_on_".length);
-    if (DONE.includes(kind)) {
-      perHost[event.host] ??= {};
-      perHost[event.host][kind] = (perHost[event.host][kind] || 0) + 1;
-    }
+  if (!event.event.startsWith("runner_on_") || !event.host) return;
+  const counts = (perHost[event.host] ??= {});
+  const kind = event.event.slice("runner_on_".length);
+  if (kind === "start") counts.task = event.task;
+  if (DONE.includes(kind)) {
+    // An ignored failure is not one: the task's own failed_when or ignore_errors said so.
+    const key = kind === "failed" && event.data?.ignore_errors ? "ok" : kind;
+    counts[key] = (counts[key] || 0) + 1;
+    if (event.data?.changed) counts.changed = (counts.changed || 0) + 1;
   }
 }
 
+// The server's verdict on what stopped the run (the last failure not ignored), shown at the top.
+function showFailure(detail) {
+  const panel = document.getElementById("run-failure");
+  const failure = detail.failure;
+  panel.querySelector("h2").textContent = failure?.host ? `This run failed on ${failure.host}` : "This run failed";
+  panel.querySelector(".task").textContent = failure?.task ? `At the task “${failure.task}”:` : "";
+  panel.querySelector(".message").textContent =
+    failure?.message || detail.error || "no task reported a failure: see the log below";
+  panel.hidden = false;
+}
+
 async function follow() {
-  const detail = await api("GET", `/api/runs/${runId}`);
-  tasksExpected = detail.progress.tasks_expected;
   const source = new EventSource(`/api/runs/${runId}/events`);
   source.addEventListener("ansible", (message) => {
     onAnsibleEvent(JSON.parse(message.data));
-    drawProgress(false);
+    drawProgress();
   });
   source.addEventListener("state", (message) => {
     const data = JSON.parse(message.data);
     showState(data.state, data.error, data.canceled_by);
   });
-  source.addEventListener("end", (message) => {
+  source.addEventListener("end", async () => {
     source.close();
-    const { state } = JSON.parse(message.data);
-    drawProgress(state === "successful");
-    document.getElementById("current-task").textContent = `Finished: ${state}`;
+    const detail = await api("GET", `/api/runs/${runId}`);
+    finishedAt = detail.finished_at ? new Date(detail.finished_at) : new Date();
+    showState(detail.state, detail.error, detail.canceled_by);
+    drawProgress();
+    showElapsed();
+    if (detail.state === "failed") showFailure(detail);
+    // A run started to land somewhere (the farm's Benchmark and recommend) goes there when it succeeds.
+    const landing = sessionStorage.getItem(`land-${runId}`);
+    sessionStorage.removeItem(`land-${runId}`);
+    if (detail.state === "successful" && landing) window.location.assign(landing);
   });
 }
 
 cancelButton?.addEventListener("click", async () => {
+  const answer = await confirmAction({
+    title: `Cancel run ${runId}?`,
+    facts: [["Run", root.dataset.what], ["State", state]],
+    note: "Its processes on the nodes are ended; what it already changed on a node stays as it is, and the " +
+      "node's states are read again by its next action or Status. The run's history records you as the one who canceled it.",
+    confirm: "Cancel the run",
+    danger: true,
+  });
+  if (!answer) return;
   cancelButton.disabled = true;
   try {
     await api("POST", `/api/runs/${runId}/cancel`);
@@ -86,4 +120,6 @@ cancelButton?.addEventListener("click", async () => {
   }
 });
 
+showElapsed();
+setInterval(() => { if (!FINISHED.includes(state)) showElapsed(); }, 1000);
 follow().catch((problem) => notify(problem.message, "error"));
