@@ -42,10 +42,11 @@ def sign_in_page(page: Any, base: str, token: str) -> None:
 def open_page(
     playwright: Any, problems: list[str], console: bool = True, clipboard_for: str = ""
 ) -> tuple[Any, Any]:
-    """Chromium and one 1440x900 page whose script errors (and, with console, console errors: a failed
+    """Chromium and one 1440x900 page (in Los Angeles time) whose script errors (and, with console, console errors: a failed
     request is one) land in problems; clipboard_for grants that origin the clipboard."""
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    # A studio far from UTC: a time written without its zone would show hours off here.
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, timezone_id="America/Los_Angeles")
     if clipboard_for:
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=clipboard_for)
     page = context.new_page()

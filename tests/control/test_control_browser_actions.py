@@ -54,7 +54,8 @@ def server(live_server: Callable[..., tuple[str, Path]]) -> tuple[str, Path]:
     status = {
         "backends": {"llamacpp": running, "ollama": stopped},
         "active_backend": "llamacpp",
-        "collected_at": (datetime.now(UTC) - timedelta(hours=1, minutes=5)).isoformat(),
+        # As node_status.yml writes it: UTC with a Z.
+        "collected_at": (datetime.now(UTC) - timedelta(hours=1, minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     (state / "status" / "local.json").write_text(json.dumps(status))
     (state / "facts").mkdir()

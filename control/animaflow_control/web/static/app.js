@@ -113,9 +113,15 @@ document.addEventListener("click", async (event) => {
   }
 });
 
+// Times from the playbooks and the store are UTC; one written without a zone (an older status file) is
+// read as UTC too, not as the browser's local time.
+function parseTime(text) {
+  return new Date(/(Z|[+-]\d\d:?\d\d)$/i.test(text) ? text : `${text}Z`);
+}
+
 function localTimes(root = document) {
   for (const cell of root.querySelectorAll("[data-time]")) {
-    if (cell.dataset.time) cell.textContent = new Date(cell.dataset.time).toLocaleString();
+    if (cell.dataset.time) cell.textContent = parseTime(cell.dataset.time).toLocaleString();
   }
 }
 
@@ -129,9 +135,9 @@ function duration(seconds) {
 // "3 min ago" beside a time (data-age), refreshed every 15 s; data-stale-after (seconds) marks old ones.
 function relativeTimes(root = document) {
   for (const cell of root.querySelectorAll("[data-age]")) {
-    const seconds = (Date.now() - new Date(cell.dataset.age)) / 1000;
+    const seconds = (Date.now() - parseTime(cell.dataset.age)) / 1000;
     cell.textContent = seconds < 10 ? "just now" : `${duration(seconds)} ago`;
-    cell.title = new Date(cell.dataset.age).toLocaleString();
+    cell.title = parseTime(cell.dataset.age).toLocaleString();
     const stale = Number(cell.dataset.staleAfter || 0);
     cell.classList.toggle("stale", stale > 0 && seconds > stale);
   }

@@ -12,8 +12,8 @@ const FINISHED = ["successful", "failed", "canceled", "interrupted"];
 
 const perHost = {};
 let state = root.dataset.state;
-let finishedAt = root.dataset.finished ? new Date(root.dataset.finished) : null;
-const startedAt = new Date(root.dataset.started);
+let finishedAt = root.dataset.finished ? parseTime(root.dataset.finished) : null;
+const startedAt = parseTime(root.dataset.started);
 
 function showElapsed() {
   const end = finishedAt || new Date();
@@ -88,7 +88,7 @@ async function follow() {
   source.addEventListener("end", async () => {
     source.close();
     const detail = await api("GET", `/api/runs/${runId}`);
-    finishedAt = detail.finished_at ? new Date(detail.finished_at) : new Date();
+    finishedAt = detail.finished_at ? parseTime(detail.finished_at) : new Date();
     showState(detail.state, detail.error, detail.canceled_by);
     drawProgress();
     showElapsed();

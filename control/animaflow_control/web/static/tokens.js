@@ -5,8 +5,8 @@ function tokenRow(token) {
   const row = document.createElement("tr");
   row.dataset.token = token.id;
   const cells = [
-    token.id, token.name, null, new Date(token.created_at).toLocaleString(), "never",
-    token.expires_at ? new Date(token.expires_at).toLocaleString() : "never", null,
+    token.id, token.name, null, parseTime(token.created_at).toLocaleString(), "never",
+    token.expires_at ? parseTime(token.expires_at).toLocaleString() : "never", null,
   ];
   for (const text of cells) row.insertCell().textContent = text ?? "";
   const role = Object.assign(document.createElement("span"), { className: `role role-${token.role}`, textContent: token.role });
