@@ -64,10 +64,13 @@ function confirmation(action, node, backend) {
         facts: [where, ["Installed", installed.join(", ") || "nothing"], ["Model", model]],
         choice: {
           label: "Remove",
-          options: [["", `every version (${installed.join(", ")})`], ...inactive.map((v) => [v, `only ${v} (inactive)`])],
+          options: [
+            ["", installed.length ? `every version (${installed.join(", ")})` : "every version"],
+            ...inactive.map((v) => [v, `only ${v} (inactive)`]),
+          ],
           value: "",
         },
-        note: state.running ? "It is running: removing every version stops it, and assistants routed to this node lose it." : "The model files stay in the node's models directory.",
+        note: state.running ? "It is running: removing every version stops it, and assistants routed to this node lose it." : "The model files stay in the node's models directory (animaflow_models_dir).",
         confirm: "Uninstall",
         danger: true,
       };
