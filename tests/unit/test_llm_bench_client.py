@@ -434,7 +434,11 @@ def test_every_level_reports_the_clients_own_load(sse_server) -> None:
     for level in results["levels"]:
         client = level["client"]
         assert client["processes"] == 1 and client["cpu_cores"] is not None
-        assert client["stamps"] == ("kernel" if kernel_stamps_supported() else "read")
+        # "mixed" is the kernel's doing, not the client's: the first socket that asks for receive stamps
+        # when none did switches them on through a deferred work item (net_enable_timestamp), and
+        # segments that arrive before that work runs, which a loaded machine delays, carry no stamp.
+        # The client then stamps at read time, and says so.
+        assert client["stamps"] in (("kernel", "mixed") if kernel_stamps_supported() else ("read",))
         lag = client["stamp_lag_ms"]
         assert lag["count"] > 0 if kernel_stamps_supported() else lag["count"] == 0
         assert isinstance(client["warnings"], list)
