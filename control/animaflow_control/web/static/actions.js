@@ -17,6 +17,13 @@ function describeNode(node) {
   return `${node.name} (${(gpu.accelerator || "?").toUpperCase()}, ${what})`;
 }
 
+// A run the API refused: the button again, and why (a busy node names the run that holds it).
+function refused(button, problem) {
+  button.disabled = false;
+  const holder = problem.detail?.run;
+  notify(holder ? `${problem.message}. Open /runs/${holder} to follow it.` : problem.message, "error");
+}
+
 // What each action asks before it runs; null: it runs on the click (start, benchmark, facts, status).
 function confirmation(action, node, backend) {
   const title = farm.backends[backend] || backend;
@@ -106,9 +113,7 @@ document.addEventListener("click", async (event) => {
     const run = await api("POST", "/api/runs", body);
     window.location.assign(`/runs/${run.id}`);
   } catch (problem) {
-    button.disabled = false;
-    const holder = problem.detail?.run;
-    notify(holder ? `${problem.message}. Open /runs/${holder} to follow it.` : problem.message, "error");
+    refused(button, problem);
   }
 });
 

@@ -27,9 +27,7 @@ document.getElementById("benchmark-farm")?.addEventListener("click", async (even
     sessionStorage.setItem(`land-${run.id}`, "/benchmarks#recommendation");
     window.location.assign(`/runs/${run.id}`);
   } catch (problem) {
-    button.disabled = false;
-    const holder = problem.detail?.run;
-    notify(holder ? `${problem.message}. Open /runs/${holder} to follow it.` : problem.message, "error");
+    refused(button, problem);
   }
 });
 
